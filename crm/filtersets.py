@@ -1,0 +1,147 @@
+"""One FilterSet per listable model. The contact FilterSet is also the language of segments:
+a segment stores the query parameters it would send to /api/v1/contacts/."""
+
+import django_filters as filters
+from django.core.validators import RegexValidator
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+
+from . import choices
+from .models import Company, Consent, Contact, Persona, Segment, Tag
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class TagFilter(filters.ModelMultipleChoiceFilter):
+    """Tags by name; repeat the parameter for any of several."""
+
+
+def search_terms(value: str) -> list[str]:
+    return [term for term in value.split() if term][:5]
+
+
+def phone_fragment(term: str) -> str | None:
+    """'0912 123' -> '912123': the digits that stand in the E.164 form, if it looks like a phone."""
+    digits = "".join(ch for ch in term if ch.isdigit())
+    if len(digits) < 4 or len(digits) < len(term.replace(" ", "").lstrip("+")) - 2:
+        return None
+    return digits.lstrip("0")
+
+
+def contact_search_q(value: str) -> Q:
+    """Every word must match one of name, email, phone or company name (substring,
+    case-insensitive; served by pg_trgm indexes on PostgreSQL)."""
+    query = Q()
+    for term in search_terms(value):
+        term_q = Q(first_name__ilike=term) | Q(last_name__ilike=term) | Q(email__ilike=term) | Q(external_id=term)
+        fragment = phone_fragment(term)
+        if fragment:
+            term_q |= Q(phone__contains=fragment)
+        query &= term_q
+    return query
+
+
+class ContactFilterSet(filters.FilterSet):
+    q = filters.CharFilter(method="filter_q", label=_("Search"))
+    language = filters.MultipleChoiceFilter(choices=choices.Language.choices)
+    country = filters.CharFilter(method="filter_country", label=_("Country (ISO code)"))
+    owner_id = filters.NumberFilter(field_name="owner_id")
+    unowned = filters.BooleanFilter(field_name="owner", lookup_expr="isnull", label=_("No owner"))
+    company_id = filters.NumberFilter(field_name="company_id")
+    persona_id = filters.NumberFilter(field_name="persona_id")
+    tag = TagFilter(
+        field_name="tags__name",
+        to_field_name="name",
+        queryset=Tag.objects.all(),
+        label=_("Tag (any of)"),
+        distinct=True,
+    )
+    source = filters.MultipleChoiceFilter(choices=choices.ContactSource.choices)
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    has_email = filters.BooleanFilter(field_name="email", lookup_expr="isnull", exclude=True)
+    has_phone = filters.BooleanFilter(field_name="phone", lookup_expr="isnull", exclude=True)
+    referred_by_id = filters.NumberFilter(field_name="referred_by_id")
+    erased = filters.BooleanFilter(field_name="erased_at", lookup_expr="isnull", exclude=True)
+    consent = filters.CharFilter(
+        method="filter_consent",
+        label=_("Has consent, as channel:purpose (e.g. email:marketing)"),
+        validators=[
+            RegexValidator(
+                rf"^({'|'.join(choices.ConsentChannel.values)}):({'|'.join(choices.ConsentPurpose.values)})$",
+                _("Use channel:purpose, e.g. email:marketing."),
+            )
+        ],
+    )
+
+    class Meta:
+        model = Contact
+        fields: list[str] = []
+
+    def filter_q(self, queryset, name, value):
+        return queryset.filter(contact_search_q(value))
+
+    def filter_country(self, queryset, name, value):
+        return queryset.filter(country__in=[c.strip().upper() for c in value.split(",")])
+
+    def filter_consent(self, queryset, name, value):
+        from .selectors import contacts_with_consent
+
+        channel, _sep, purpose = value.partition(":")
+        return contacts_with_consent(queryset, channel=channel, purpose=purpose)
+
+
+class CompanyFilterSet(filters.FilterSet):
+    q = filters.CharFilter(method="filter_q", label=_("Search"))
+    country = filters.CharFilter(field_name="country", lookup_expr="iexact")
+    size = filters.MultipleChoiceFilter(choices=choices.CompanySize.choices)
+    industry = filters.CharFilter(field_name="industry", lookup_expr="iexact")
+    owner_id = filters.NumberFilter(field_name="owner_id")
+    tag = TagFilter(field_name="tags__name", to_field_name="name", queryset=Tag.objects.all(), distinct=True)
+
+    class Meta:
+        model = Company
+        fields: list[str] = []
+
+    def filter_q(self, queryset, name, value):
+        return queryset.filter(Q(name__ilike=value) | Q(domain__ilike=value))
+
+
+class PersonaFilterSet(filters.FilterSet):
+    q = filters.CharFilter(field_name="name", lookup_expr="icontains", label=_("Search"))
+    preferred_channel = filters.ChoiceFilter(choices=choices.Channel.choices)
+
+    class Meta:
+        model = Persona
+        fields: list[str] = []
+
+
+class SegmentFilterSet(filters.FilterSet):
+    q = filters.CharFilter(field_name="name", lookup_expr="icontains", label=_("Search"))
+    owner_id = filters.NumberFilter(field_name="owner_id")
+
+    class Meta:
+        model = Segment
+        fields: list[str] = []
+
+
+class TagFilterSet(filters.FilterSet):
+    q = filters.CharFilter(field_name="name", lookup_expr="icontains", label=_("Search"))
+
+    class Meta:
+        model = Tag
+        fields: list[str] = []
+
+
+class ConsentFilterSet(filters.FilterSet):
+    contact_id = filters.NumberFilter(field_name="contact_id")
+    channel = filters.ChoiceFilter(choices=choices.ConsentChannel.choices)
+    purpose = filters.ChoiceFilter(choices=choices.ConsentPurpose.choices)
+    status = filters.ChoiceFilter(choices=choices.ConsentStatus.choices)
+    occurred_after = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+
+    class Meta:
+        model = Consent
+        fields: list[str] = []

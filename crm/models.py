@@ -1,0 +1,281 @@
+import secrets
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
+from phonenumber_field.modelfields import PhoneNumberField
+from simple_history.models import HistoricalRecords
+
+from core.models import TimeStampedModel
+
+from . import choices
+
+# Unambiguous characters: no 0/O, 1/I/L, so a code read out on the phone survives.
+REFERRAL_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+country_validator = RegexValidator(r"^[A-Z]{2}$", _("Use a two-letter ISO 3166 country code."))
+
+
+def generate_referral_code() -> str:
+    return "".join(secrets.choice(REFERRAL_ALPHABET) for _ in range(10))
+
+
+def validate_timezone(value: str) -> None:
+    if value and value not in zoneinfo.available_timezones():
+        raise ValidationError(_("Unknown time zone: %(value)s"), params={"value": value})
+
+
+class Tag(models.Model):
+    """A free label on contacts and companies (vip, newsletter, churned...)."""
+
+    name = models.CharField(_("name"), max_length=64, unique=True)
+    color = models.CharField(
+        _("colour"),
+        max_length=7,
+        default="#6b7280",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", _("Use a hex colour like #1a2b3c."))],
+    )
+
+    class Meta:
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Company(TimeStampedModel):
+    """An organisation that contacts work for."""
+
+    name = models.CharField(_("name"), max_length=200, db_index=True)
+    domain = models.CharField(_("web domain"), max_length=253, null=True, blank=True, help_text=_("e.g. example.com"))
+    industry = models.CharField(_("industry"), max_length=100, blank=True)
+    size = models.CharField(_("size"), max_length=10, choices=choices.CompanySize.choices, blank=True)
+    country = models.CharField(_("country"), max_length=2, blank=True, validators=[country_validator])
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_companies",
+    )
+    tags = models.ManyToManyField(Tag, verbose_name=_("tags"), blank=True, related_name="companies")
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("company")
+        verbose_name_plural = _("companies")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("domain"),
+                name="crm_company_domain_ci_uniq",
+                violation_error_message=_("A company with this domain already exists."),
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Persona(TimeStampedModel):
+    """A buyer persona, as in journey mapping: who they are and how to reach them."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    goals = models.TextField(_("goals"), blank=True)
+    challenges = models.TextField(_("challenges"), blank=True)
+    preferred_channel = models.CharField(
+        _("preferred channel"), max_length=16, choices=choices.Channel.choices, blank=True
+    )
+    age_band = models.CharField(_("age band"), max_length=8, choices=choices.AgeBand.choices, blank=True)
+
+    class Meta:
+        verbose_name = _("persona")
+        verbose_name_plural = _("personas")
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Contact(TimeStampedModel):
+    """A person the business talks to. Erasure keeps the row for aggregates and drops the person."""
+
+    first_name = models.CharField(_("first name"), max_length=100, blank=True)
+    last_name = models.CharField(_("last name"), max_length=100, blank=True)
+    email = models.EmailField(
+        _("email"), max_length=254, null=True, blank=True, help_text=_("Unique, case-insensitive.")
+    )
+    phone = PhoneNumberField(_("phone"), null=True, blank=True, db_index=True)
+    external_id = models.CharField(
+        _("external id"),
+        max_length=128,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text=_("The contact's id in another system (shop, app)."),
+    )
+    company = models.ForeignKey(
+        Company,
+        verbose_name=_("company"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="contacts",
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_contacts",
+    )
+    language = models.CharField(
+        _("language"), max_length=2, choices=choices.Language.choices, default=choices.Language.EN
+    )
+    timezone = models.CharField(_("time zone"), max_length=64, blank=True, validators=[validate_timezone])
+    country = models.CharField(_("country"), max_length=2, blank=True, validators=[country_validator])
+    persona = models.ForeignKey(
+        Persona,
+        verbose_name=_("persona"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="contacts",
+    )
+    tags = models.ManyToManyField(Tag, verbose_name=_("tags"), blank=True, related_name="contacts")
+    attributes = models.JSONField(
+        _("custom attributes"), default=dict, blank=True, help_text=_("Custom fields as JSON.")
+    )
+    referral_code = models.CharField(_("referral code"), max_length=16, unique=True, default=generate_referral_code)
+    referred_by = models.ForeignKey(
+        "self",
+        verbose_name=_("referred by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="referrals",
+    )
+    source = models.CharField(
+        _("source"),
+        max_length=16,
+        choices=choices.ContactSource.choices,
+        default=choices.ContactSource.ADMIN,
+    )
+    erased_at = models.DateTimeField(_("erased at"), null=True, blank=True, editable=False)
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+
+    class Meta:
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("export_contact", _("Can export contacts")),
+            ("erase_contact", _("Can erase a contact (GDPR)")),
+            ("merge_contact", _("Can merge contacts")),
+            ("change_any_contact", _("Can change contacts owned by others")),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"),
+                name="crm_contact_email_ci_uniq",
+                violation_error_message=_("A contact with this email already exists."),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="crm_contact_created_idx"),
+            models.Index(fields=["owner", "-created_at"], name="crm_contact_owner_idx"),
+            models.Index(fields=["last_name", "first_name"], name="crm_contact_name_idx"),
+            models.Index(fields=["language"], name="crm_contact_language_idx"),
+            models.Index(fields=["country"], name="crm_contact_country_idx"),
+        ]
+
+    def __str__(self):
+        if self.erased_at:
+            return _("Erased contact #%(id)s") % {"id": self.pk}
+        return self.full_name or self.email or str(self.phone or "") or f"#{self.pk}"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+    def clean(self):
+        super().clean()
+        if self.email:
+            self.email = self.email.strip().lower()
+        if self.referred_by_id and self.referred_by_id == self.pk:
+            raise ValidationError({"referred_by": _("A contact cannot refer themselves.")})
+
+
+class Segment(TimeStampedModel):
+    """A saved filter over contacts, in the same filter language as the contacts API
+    (e.g. {"language": "fa", "tag": ["vip"]}). Members are computed live."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    filters = models.JSONField(
+        _("filters"),
+        default=dict,
+        blank=True,
+        help_text=_('Query parameters of the contacts API, e.g. {"language": "fa", "tag": ["vip"]}.'),
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="segments",
+    )
+
+    class Meta:
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Consent(models.Model):
+    """Append-only consent ledger. The current consent for a channel and purpose is the
+    latest row; nothing is ever updated in place (erasure only scrubs ip and proof)."""
+
+    contact = models.ForeignKey(Contact, verbose_name=_("contact"), on_delete=models.CASCADE, related_name="consents")
+    channel = models.CharField(_("channel"), max_length=8, choices=choices.ConsentChannel.choices)
+    purpose = models.CharField(_("purpose"), max_length=16, choices=choices.ConsentPurpose.choices)
+    status = models.CharField(_("status"), max_length=10, choices=choices.ConsentStatus.choices)
+    occurred_at = models.DateTimeField(_("when"), db_index=True)
+    source = models.CharField(_("source"), max_length=16, choices=choices.ConsentSource.choices)
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    proof = models.TextField(_("proof"), blank=True, help_text=_("Form text shown, checkbox wording, message id..."))
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("recorded by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("consent record")
+        verbose_name_plural = _("consent ledger")
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["contact", "channel", "purpose", "-occurred_at"],
+                name="crm_consent_current_idx",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.contact_id} {self.channel}/{self.purpose}: {self.status}"

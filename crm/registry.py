@@ -1,0 +1,46 @@
+"""Hooks through which higher apps take part in what crm does to a contact, so that crm
+never imports them (see docs/architecture.md, "Layers").
+
+- timeline: providers yielding the entries of the 360-degree timeline.
+- merge: handlers that move (or reconcile) their rows from the merged-away contact.
+  After they run, every remaining foreign key to the loser is moved to the winner.
+- erase: handlers that scrub personal data of an erased contact from their rows.
+- export: providers of the GDPR data export, each returning JSON-ready data.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    kind: str  # e.g. "consent", "event", "ticket"
+    title: str
+    channel: str = ""
+    data: dict = field(default_factory=dict)
+
+
+class Registry:
+    def __init__(self, name: str):
+        self.name = name
+        self._items: dict[str, Callable] = {}
+
+    def register(self, key: str, func: Callable | None = None):
+        """Register `func` under `key`; usable as a decorator. Re-registering replaces."""
+
+        def decorator(f):
+            self._items[key] = f
+            return f
+
+        return decorator(func) if func is not None else decorator
+
+    def items(self):
+        return list(self._items.items())
+
+
+timeline = Registry("timeline")
+merge_handlers = Registry("merge")
+erase_handlers = Registry("erase")
+exporters = Registry("export")

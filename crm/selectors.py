@@ -1,0 +1,132 @@
+"""Reads. Querysets come back with their relations loaded, so lists never N+1."""
+
+from dataclasses import dataclass
+
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.http import QueryDict
+
+from . import choices
+from .filtersets import ContactFilterSet
+from .models import Consent, Contact, Segment
+
+
+def contact_list() -> QuerySet[Contact]:
+    return Contact.objects.select_related("company", "owner", "persona").prefetch_related("tags")
+
+
+def contact_can_change(*, user, contact: Contact) -> bool:
+    """Sales staff change the contacts they own and unowned ones; managers and support
+    (crm.change_any_contact) change any. Erased contacts are frozen."""
+    if contact.erased_at or not user.has_perm("crm.change_contact"):
+        return False
+    return user.has_perm("crm.change_any_contact") or contact.owner_id in (None, user.pk)
+
+
+def consent_current(*, contact: Contact) -> dict[tuple[str, str], Consent]:
+    """The latest ledger row per (channel, purpose) of one contact."""
+    current: dict[tuple[str, str], Consent] = {}
+    for row in contact.consents.order_by("channel", "purpose", "-occurred_at", "-id"):
+        current.setdefault((row.channel, row.purpose), row)
+    return current
+
+
+def consent_is_granted(*, contact: Contact, channel: str, purpose: str) -> bool:
+    latest = (
+        contact.consents.filter(channel=channel, purpose=purpose)
+        .order_by("-occurred_at", "-id")
+        .values_list("status", flat=True)
+        .first()
+    )
+    return latest == choices.ConsentStatus.GRANTED
+
+
+def contacts_with_consent(queryset: QuerySet[Contact], *, channel: str, purpose: str) -> QuerySet:
+    """Contacts whose latest consent for channel and purpose is a grant."""
+    latest_status = (
+        Consent.objects.filter(contact=OuterRef("pk"), channel=channel, purpose=purpose)
+        .order_by("-occurred_at", "-id")
+        .values("status")[:1]
+    )
+    return queryset.annotate(_consent_status=Subquery(latest_status)).filter(
+        _consent_status=choices.ConsentStatus.GRANTED, erased_at__isnull=True
+    )
+
+
+def segment_filterset(*, filters: dict, queryset: QuerySet | None = None) -> ContactFilterSet:
+    data = QueryDict(mutable=True)
+    for key, value in (filters or {}).items():
+        data.setlist(key, [str(v) for v in value] if isinstance(value, list) else [str(value)])
+    return ContactFilterSet(data=data, queryset=queryset if queryset is not None else contact_list())
+
+
+def segment_members(*, segment: Segment) -> QuerySet[Contact]:
+    filterset = segment_filterset(filters=segment.filters)
+    if not filterset.is_valid():  # saved filters are validated; a tag deleted since is the usual cause
+        return Contact.objects.none()
+    return filterset.qs.filter(erased_at__isnull=True)
+
+
+def segment_member_counts(*, segments) -> dict[int, int]:
+    """Live member counts of many segments in one query (one conditional COUNT each)."""
+    segments = list(segments)
+    if not segments:
+        return {}
+    aggregates = {}
+    for segment in segments:
+        members = segment_members(segment=segment)
+        aggregates[f"s{segment.pk}"] = Count("pk", filter=Q(pk__in=members.values("pk")))
+    row = Contact.objects.filter(erased_at__isnull=True).aggregate(**aggregates)
+    return {segment.pk: row[f"s{segment.pk}"] for segment in segments}
+
+
+@dataclass
+class DuplicateCandidate:
+    contact: Contact
+    reasons: list[str]
+
+
+def normalized_email_local(email: str) -> tuple[str, str]:
+    """'Sara.A+news@Gmail.com' -> ('saraa', 'gmail.com'): what mail providers treat as one box."""
+    local, _at, domain = email.lower().partition("@")
+    local = local.split("+", 1)[0]
+    if domain in ("gmail.com", "googlemail.com"):
+        local, domain = local.replace(".", ""), "gmail.com"
+    return local, domain
+
+
+def contact_duplicates(*, contact: Contact, limit: int = 20) -> list[DuplicateCandidate]:
+    """Likely duplicates of one contact: same mailbox (plus-addressing and Gmail dots
+    ignored), same phone, or same full name at the same company."""
+    query = Q()
+    if contact.email:
+        local, domain = normalized_email_local(contact.email)
+        query |= Q(email__iendswith=f"@{domain}", email__istartswith=local[:3])
+    if contact.phone:
+        query |= Q(phone=contact.phone)
+    if contact.first_name and contact.last_name:
+        name_q = Q(first_name__iexact=contact.first_name, last_name__iexact=contact.last_name)
+        query |= name_q & (Q(company=contact.company) if contact.company_id else Q())
+    if not query:
+        return []
+    candidates = []
+    others = contact_list().filter(query, erased_at__isnull=True).exclude(pk=contact.pk)
+    for other in others[: limit * 5]:
+        reasons = []
+        if (
+            contact.email
+            and other.email
+            and normalized_email_local(other.email) == normalized_email_local(contact.email)
+        ):
+            reasons.append("email")
+        if contact.phone and other.phone == contact.phone:
+            reasons.append("phone")
+        if (
+            contact.first_name
+            and other.first_name.lower() == contact.first_name.lower()
+            and other.last_name.lower() == contact.last_name.lower()
+            and (not contact.company_id or other.company_id == contact.company_id)
+        ):
+            reasons.append("name_company" if contact.company_id else "name")
+        if reasons:
+            candidates.append(DuplicateCandidate(contact=other, reasons=reasons))
+    return candidates[:limit]

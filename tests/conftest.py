@@ -1,0 +1,70 @@
+"""Shared fixtures. People, by role: Alice (sales), Bob (support), Carol (marketing),
+Dave (manager), Erin (staff with no role), Mallory (not staff)."""
+
+import os
+
+import pytest
+from rest_framework.test import APIClient
+
+from .factories import UserFactory
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM must still work.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(username="alice", roles=["sales"])
+
+
+@pytest.fixture
+def bob(db):
+    return UserFactory(username="bob", roles=["support"])
+
+
+@pytest.fixture
+def carol(db):
+    return UserFactory(username="carol", roles=["marketing"])
+
+
+@pytest.fixture
+def dave(db):
+    return UserFactory(username="dave", roles=["manager"])
+
+
+@pytest.fixture
+def erin(db):
+    return UserFactory(username="erin")
+
+
+@pytest.fixture
+def mallory(db):
+    return UserFactory(username="mallory", is_staff=False)
+
+
+@pytest.fixture
+def role_users(alice, bob, carol, dave, erin):
+    return {"sales": alice, "support": bob, "marketing": carol, "manager": dave, "none": erin}
+
+
+def api_client_for(user) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def api():
+    """api(user) -> an APIClient logged in as that user (None: anonymous)."""
+    return api_client_for
+
+
+@pytest.fixture
+def browser_type_launch_args(browser_type_launch_args):
+    # Debian's Chromium; Playwright's own browser download is not available offline.
+    return {
+        **browser_type_launch_args,
+        "executable_path": "/usr/bin/chromium",
+        "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+    }
