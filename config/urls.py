@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
@@ -21,8 +22,8 @@ urlpatterns = [
     path("healthz/", healthz, name="healthz"),
 ]
 
-admin.site.site_header = "Safar"
-admin.site.site_title = "Safar"
+admin.site.site_header = _("Safar")
+admin.site.site_title = _("Safar")
 if settings.DEBUG:
     from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 

@@ -14,3 +14,11 @@ def audit_log_record(*, actor, action: str, obj: models.Model, data: dict | None
         object_repr=str(obj)[:200],
         data=data or {},
     )
+
+
+def audit_log_redact(*, model: type[models.Model], object_ids, object_repr: str) -> int:
+    """Relabel the entries of some objects (GDPR erasure: their label named a person)."""
+    return AuditLog.objects.filter(
+        content_type=ContentType.objects.get_for_model(model, for_concrete_model=True),
+        object_id__in=[str(pk) for pk in object_ids],
+    ).update(object_repr=object_repr[:200])

@@ -1,3 +1,4 @@
+import codecs
 import json
 
 from django import forms
@@ -9,6 +10,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -23,6 +25,7 @@ from core.admin import ModelAdmin, TabularInline, ltr
 from core.exceptions import DomainError
 
 from . import selectors, services
+from .choices import ContactSource
 from .filtersets import contact_search_q
 from .models import Company, Consent, Contact, Persona, Segment, Tag
 from .resources import ContactResource
@@ -42,16 +45,39 @@ class LtrInputsMixin:
 
 
 class ContactImportForm(ImportForm):
+    def __init__(self, formats, resources, **kwargs):
+        super().__init__(formats, resources, **kwargs)
+        self.import_formats = formats
+
     def clean_import_file(self):
         upload = self.cleaned_data["import_file"]
         from django.conf import settings
 
         if upload.size > settings.CRM_IMPORT_MAX_BYTES:
             raise ValidationError(
-                _("The file is %(size)d MB; the limit is %(limit)d MB. Split it into smaller files.")
-                % {"size": upload.size // 2**20, "limit": settings.CRM_IMPORT_MAX_BYTES // 2**20}
+                _("The file is %(size)s; the limit is %(limit)s. Split it into smaller files.")
+                % {"size": filesizeformat(upload.size), "limit": filesizeformat(settings.CRM_IMPORT_MAX_BYTES)}
             )
         return upload
+
+    def clean(self):
+        cleaned_data = super().clean()
+        upload, index = cleaned_data.get("import_file"), cleaned_data.get("format")
+        if upload and str(index).isdigit() and not self.import_formats[int(index)]().is_binary():
+            # Excel saves "CSV" in the Windows code page (cp1256 for Persian and Arabic).
+            decoder = codecs.getincrementaldecoder("utf-8")()
+            try:
+                for chunk in upload.chunks():
+                    decoder.decode(chunk)
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                self.add_error(
+                    "import_file",
+                    _("The file is not UTF-8 text. Save it as “CSV UTF-8” (or as XLSX) and upload it again."),
+                )
+            finally:
+                upload.seek(0)
+        return cleaned_data
 
 
 class OwnerForm(forms.Form):
@@ -123,6 +149,7 @@ class SegmentListFilter(admin.SimpleListFilter):
 class ContactAdmin(LtrInputsMixin, ImportMixin, ExportActionMixin, SimpleHistoryAdmin, ModelAdmin):
     resource_classes = [ContactResource]
     import_form_class = ContactImportForm
+    import_template_name = "admin/crm/contact/import.html"
     list_display = ("display_name", "email_ltr", "phone_ltr", "company", "owner", "language", "country", "created_at")
     list_display_links = ("display_name",)
     list_filter = (
@@ -170,6 +197,18 @@ class ContactAdmin(LtrInputsMixin, ImportMixin, ExportActionMixin, SimpleHistory
         url = reverse("admin:crm_contact_duplicates", args=[obj.pk])
         return format_html('<a href="{}">{}</a>', url, _("Find likely duplicates"))
 
+    def save_model(self, request, obj, form, change):
+        # The form has validated; the write itself goes through the services like any other.
+        editable = [name for name in services.CONTACT_EDITABLE_FIELDS if name in form.cleaned_data]
+        if change:
+            fields = {name: form.cleaned_data[name] for name in editable if name in form.changed_data}
+            contact = services.contact_update(contact=Contact.objects.get(pk=obj.pk), actor=request.user, **fields)
+        else:
+            fields = {name: form.cleaned_data[name] for name in editable}
+            contact = services.contact_create(actor=request.user, source=ContactSource.ADMIN, **fields)
+        obj.pk = contact.pk
+        form.instance = contact  # save_related() sets the tags on the saved contact
+
     def get_search_results(self, request, queryset, search_term):
         # Word-by-word substring search through the same selector as the API (pg_trgm on PostgreSQL).
         if not search_term.strip():
@@ -198,6 +237,18 @@ class ContactAdmin(LtrInputsMixin, ImportMixin, ExportActionMixin, SimpleHistory
         if request.user.has_perm("crm.change_any_contact"):
             return queryset
         return queryset.filter(models.Q(owner__isnull=True) | models.Q(owner=request.user))
+
+    def process_result(self, result, request):
+        # The confirm step reads the file again; if it no longer validates (someone saved a
+        # contact with one of its emails since the preview), nothing was written: say so.
+        if result.has_errors() or result.has_validation_errors():
+            self.message_user(
+                request,
+                _("Nothing was imported: the file no longer validates. Upload it again to see the errors."),
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(reverse("admin:crm_contact_import"))
+        return super().process_result(result, request)
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -388,10 +439,24 @@ class SegmentAdmin(ModelAdmin):
         return format_html('<a href="{}?segment={}">{}</a>', url, obj.pk, obj.member_count)
 
 
+class ConsentForm(forms.ModelForm):
+    class Meta:
+        model = Consent
+        fields = ("contact", "channel", "purpose", "status", "source", "occurred_at", "proof")
+
+    def clean_contact(self):
+        # The service refuses it too (DomainError), but by then the admin can only answer 500.
+        contact = self.cleaned_data["contact"]
+        if contact.erased_at:
+            raise ValidationError(_("An erased contact cannot give or withdraw consent."))
+        return contact
+
+
 @admin.register(Consent)
 class ConsentAdmin(ModelAdmin):
     """The ledger is append-only: rows are added (through the service) and never changed."""
 
+    form = ConsentForm
     list_display = ("contact", "channel", "purpose", "status", "occurred_at", "source", "recorded_by")
     list_filter = ("channel", "purpose", "status", "source")
     list_select_related = ("contact", "recorded_by")

@@ -5,3 +5,6 @@ from django.utils.translation import gettext_lazy as _
 class CrmConfig(AppConfig):
     name = "crm"
     verbose_name = _("Customers")
+
+    def ready(self):
+        from . import timeline  # noqa: F401  (registers crm's timeline provider)

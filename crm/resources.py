@@ -10,6 +10,8 @@ a row costs no lookup query; uniqueness inside the file is checked in memory, so
 skips its per-row unique queries.
 """
 
+import re
+
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models.functions import Lower
@@ -23,6 +25,8 @@ from .services import normalize_email
 
 User = get_user_model()
 IDENTITY_HEADERS = ("email", "phone", "external_id")
+# Foreign keys an imported row sets only from rows loaded from the database (or made in this import).
+RESOLVED_FOREIGN_KEYS = ("company", "owner", "persona", "referred_by")
 KNOWN_HEADERS = {
     "id",
     "first_name",
@@ -41,6 +45,19 @@ KNOWN_HEADERS = {
     "referral_code",
     "created_at",
 }
+
+
+# A cell a spreadsheet would run as a formula (CSV injection). Phone numbers and plain
+# numbers start with + or - too and are safe, so they are left alone.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER = re.compile(r"[+-]?[\d\s().-]*")
+
+
+def spreadsheet_safe(value):
+    """'=HYPERLINK(...)' -> "'=HYPERLINK(...)": shown as text by Excel, LibreOffice and Sheets."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
 
 
 class CachedForeignKeyWidget(widgets.ForeignKeyWidget):
@@ -111,8 +128,23 @@ class PhoneWidget(widgets.CharWidget):
         return str(value) if value else ""
 
 
+class IdWidget(widgets.CharWidget):
+    """A blank cell is no id (NULL), not "": ids are unique, and many rows have none."""
+
+    def clean(self, value, row=None, **kwargs):
+        return (super().clean(value, row, **kwargs) or "").strip() or None
+
+
+class AttributesWidget(widgets.JSONWidget):
+    """A blank cell means no custom attributes ({}), which is also how export writes them."""
+
+    def clean(self, value, row=None, **kwargs):
+        return super().clean(value, row, **kwargs) or {}
+
+
 class ContactResource(resources.ModelResource):
     email = fields.Field(attribute="email", column_name="email", widget=widgets.CharWidget())
+    external_id = fields.Field(attribute="external_id", column_name="external_id", widget=IdWidget())
     phone = fields.Field(attribute="phone", column_name="phone", widget=PhoneWidget())
     company = fields.Field(
         attribute="company",
@@ -124,7 +156,7 @@ class ContactResource(resources.ModelResource):
         attribute="persona", column_name="persona", widget=CachedForeignKeyWidget(Persona, "name", lower=True)
     )
     tags = fields.Field(attribute="tags", column_name="tags", widget=TagsWidget())
-    attributes = fields.Field(attribute="attributes", column_name="attributes", widget=widgets.JSONWidget())
+    attributes = fields.Field(attribute="attributes", column_name="attributes", widget=AttributesWidget())
 
     class Meta:
         model = Contact
@@ -162,6 +194,15 @@ class ContactResource(resources.ModelResource):
         for name in self.READ_ONLY:
             self.fields[name].readonly = True
 
+    def export_field(self, field, instance, **kwargs):
+        return spreadsheet_safe(super().export_field(field, instance, **kwargs))
+
+    def before_import_row(self, row, **kwargs):
+        # Undo spreadsheet_safe(), so an exported file imports back unchanged.
+        for key, value in row.items():
+            if isinstance(value, str) and value[:1] == "'" and value[1:2] in FORMULA_START:
+                row[key] = value[1:]
+
     def get_import_id_fields(self):
         return []
 
@@ -172,15 +213,22 @@ class ContactResource(resources.ModelResource):
             .prefetch_related("tags")
         )
 
+    def import_data(self, dataset, *args, **kwargs):
+        # All rows or none: a file with an invalid row writes nothing, dry run or not.
+        kwargs.setdefault("rollback_on_validation_errors", True)
+        return super().import_data(dataset, *args, **kwargs)
+
     def before_import(self, dataset, **kwargs):
         headers = {(h or "").strip().lower() for h in dataset.headers or []}
         if not headers & set(IDENTITY_HEADERS):
+            del dataset[:]  # import-export reads the rows after this error: one clear error, not one per row
             raise ValidationError(
                 _("The file needs an email, phone or external_id column. Columns found: %(found)s")
                 % {"found": ", ".join(sorted(headers)) or _("none")}
             )
         unknown = headers - KNOWN_HEADERS
         if unknown:
+            del dataset[:]
             raise ValidationError(
                 _("Unknown columns: %(unknown)s. Known columns: %(known)s")
                 % {"unknown": ", ".join(sorted(unknown)), "known": ", ".join(sorted(KNOWN_HEADERS))}
@@ -255,7 +303,11 @@ class ContactResource(resources.ModelResource):
                 errors.setdefault(label, []).append(_("Appears on more than one row of this file."))
             seen[value] = id(instance)
         try:
-            instance.full_clean(exclude=list(errors), validate_unique=False, validate_constraints=False)
+            # The foreign keys come from the widgets' caches of existing rows: full_clean() would
+            # otherwise run one existence query per foreign key per row.
+            instance.full_clean(
+                exclude=[*errors, *RESOLVED_FOREIGN_KEYS], validate_unique=False, validate_constraints=False
+            )
         except ValidationError as exc:
             for field, messages in exc.message_dict.items():
                 errors.setdefault(field, []).extend(messages)

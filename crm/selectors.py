@@ -7,7 +7,7 @@ from django.http import QueryDict
 
 from . import choices
 from .filtersets import ContactFilterSet
-from .models import Consent, Contact, Segment
+from .models import Consent, Contact, Segment, Tag
 
 
 def contact_list() -> QuerySet[Contact]:
@@ -52,15 +52,20 @@ def contacts_with_consent(queryset: QuerySet[Contact], *, channel: str, purpose:
     )
 
 
-def segment_filterset(*, filters: dict, queryset: QuerySet | None = None) -> ContactFilterSet:
+def segment_filterset(
+    *, filters: dict, queryset: QuerySet | None = None, known_tags: set[str] | None = None
+) -> ContactFilterSet:
     data = QueryDict(mutable=True)
     for key, value in (filters or {}).items():
         data.setlist(key, [str(v) for v in value] if isinstance(value, list) else [str(value)])
-    return ContactFilterSet(data=data, queryset=queryset if queryset is not None else contact_list())
+    filterset = ContactFilterSet(data=data, queryset=queryset if queryset is not None else contact_list())
+    if known_tags is not None:
+        filterset.filters["tag"].extra["known_tags"] = known_tags
+    return filterset
 
 
-def segment_members(*, segment: Segment) -> QuerySet[Contact]:
-    filterset = segment_filterset(filters=segment.filters)
+def segment_members(*, segment: Segment, known_tags: set[str] | None = None) -> QuerySet[Contact]:
+    filterset = segment_filterset(filters=segment.filters, known_tags=known_tags)
     if not filterset.is_valid():  # saved filters are validated; a tag deleted since is the usual cause
         return Contact.objects.none()
     return filterset.qs.filter(erased_at__isnull=True)
@@ -72,8 +77,11 @@ def segment_member_counts(*, segments) -> dict[int, int]:
     if not segments:
         return {}
     aggregates = {}
+    known_tags = None
+    if any("tag" in (segment.filters or {}) for segment in segments):
+        known_tags = set(Tag.objects.values_list("name", flat=True))
     for segment in segments:
-        members = segment_members(segment=segment)
+        members = segment_members(segment=segment, known_tags=known_tags)
         aggregates[f"s{segment.pk}"] = Count("pk", filter=Q(pk__in=members.values("pk")))
     row = Contact.objects.filter(erased_at__isnull=True).aggregate(**aggregates)
     return {segment.pk: row[f"s{segment.pk}"] for segment in segments}
@@ -100,7 +108,8 @@ def contact_duplicates(*, contact: Contact, limit: int = 20) -> list[DuplicateCa
     query = Q()
     if contact.email:
         local, domain = normalized_email_local(contact.email)
-        query |= Q(email__iendswith=f"@{domain}", email__istartswith=local[:3])
+        # Gmail ignores dots, so "j.smith" is "jsmith": only the first letter is sure to match.
+        query |= Q(email__iendswith=f"@{domain}", email__istartswith=local[:1] if domain == "gmail.com" else local[:3])
     if contact.phone:
         query |= Q(phone=contact.phone)
     if contact.first_name and contact.last_name:
@@ -130,3 +139,16 @@ def contact_duplicates(*, contact: Contact, limit: int = 20) -> list[DuplicateCa
         if reasons:
             candidates.append(DuplicateCandidate(contact=other, reasons=reasons))
     return candidates[:limit]
+
+
+def contact_timeline(*, contact: Contact, limit: int = 50, before=None) -> list:
+    """The newest `limit` entries (older than `before`, if given) from every registered
+    timeline provider, newest first. Each provider returns at most `limit` entries itself,
+    so the cost does not grow with the contact's history."""
+    from . import registry
+
+    entries = []
+    for _key, provider in registry.timeline.items():
+        entries.extend(provider(contact=contact, limit=limit, before=before))
+    entries.sort(key=lambda entry: entry.at, reverse=True)
+    return entries[:limit]

@@ -13,10 +13,10 @@ from simple_history.utils import bulk_update_with_history
 
 from core.exceptions import DomainError
 from core.selectors import audit_log_data
-from core.services import audit_log_record
+from core.services import audit_log_record, audit_log_redact
 
 from . import choices, registry
-from .models import Consent, Contact, Segment, Tag, generate_referral_code
+from .models import Company, Consent, Contact, Segment, Tag, generate_referral_code
 from .selectors import consent_current, segment_filterset
 
 User = get_user_model()
@@ -99,11 +99,36 @@ def contact_update(*, contact: Contact, actor, tags: Iterable[Tag] | None = None
 
 
 @transaction.atomic
+def company_create(*, actor, tags: Iterable[Tag] = (), **fields) -> Company:
+    company = Company(**fields)
+    company.full_clean()
+    company._history_user = actor
+    company.save()
+    if tags:
+        company.tags.set(tags)
+    return company
+
+
+@transaction.atomic
+def company_update(*, company: Company, actor, tags: Iterable[Tag] | None = None, **fields) -> Company:
+    for name, value in fields.items():
+        setattr(company, name, value)
+    company.full_clean()
+    company._history_user = actor
+    company.save()
+    if tags is not None:
+        company.tags.set(tags)
+    return company
+
+
+@transaction.atomic
 def contacts_assign_owner(*, contacts: QuerySet[Contact], owner, actor) -> int:
     """Give many contacts one owner (or none); each change lands in the contacts' history."""
     if owner is not None and not owner.is_active:
         raise DomainError(_("%(user)s is not an active user.") % {"user": owner}, field="owner")
-    rows = list(contacts.filter(erased_at__isnull=True).exclude(owner=owner).select_for_update())
+    # of=("self",): the admin's queryset joins owner and company, and PostgreSQL cannot lock
+    # the nullable side of an outer join.
+    rows = list(contacts.filter(erased_at__isnull=True).exclude(owner=owner).select_for_update(of=("self",)))
     for contact in rows:
         contact.owner = owner
     if rows:
@@ -210,6 +235,9 @@ def contact_merge(*, winner: Contact, loser: Contact, actor) -> Contact:
     winner, loser = locked[winner.pk], locked[loser.pk]
     if winner.erased_at or loser.erased_at:
         raise DomainError(_("Erased contacts cannot be merged."), code="erased")
+    if winner.referred_by_id == loser.pk:
+        # Referred by the one it absorbs: the sweep below would make it refer itself.
+        winner.referred_by = None
 
     filled = [f for f in MERGE_FILL_FIELDS if not getattr(winner, f) and getattr(loser, f)]
     # Unique values move only once the loser has let go of them.
@@ -328,7 +356,15 @@ def contact_erase(*, contact: Contact, actor, reason: str = "") -> Contact:
             )
     contact.consents.update(ip_address=None, proof="")
 
-    merged_ids = [entry["loser_id"] for entry in audit_log_data(obj=contact, action="contact.merge")]
+    # Contacts merged into this one, and those merged into them, held the person's data too.
+    merged_ids: list[int] = []
+    pending = [contact.pk]
+    while pending:
+        losers = [
+            entry["loser_id"] for pk in pending for entry in audit_log_data(obj=Contact(pk=pk), action="contact.merge")
+        ]
+        pending = [pk for pk in losers if pk not in merged_ids and pk != contact.pk]
+        merged_ids.extend(pending)
     Contact.history.filter(id__in=[contact.pk, *merged_ids]).delete()
 
     contact.first_name = ""
@@ -343,5 +379,9 @@ def contact_erase(*, contact: Contact, actor, reason: str = "") -> Contact:
     contact._history_user = actor
     contact.save()
     contact.tags.clear()
+    # Earlier entries (exports, merges) were labelled with the person's name.
+    for pk in [contact.pk, *merged_ids]:
+        label = str(Contact(pk=pk, erased_at=contact.erased_at))
+        audit_log_redact(model=Contact, object_ids=[pk], object_repr=label)
     audit_log_record(actor=actor, action="contact.erase", obj=contact, data={"reason": reason})
     return contact

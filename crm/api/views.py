@@ -1,5 +1,6 @@
 from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
@@ -25,13 +26,13 @@ from . import serializers as s
 class ContactChangePermission(permissions.BasePermission):
     """Object level: sales change only their own and unowned contacts (see selectors)."""
 
-    message = "You may change only contacts you own or unowned ones."
+    message = _("You may change only contacts you own or unowned ones.")
 
     def has_object_permission(self, request, view, obj):
         if request.method in permissions.SAFE_METHODS or view.action in ("personal_data", "duplicates"):
             return True
-        if view.action in ("erase",):
-            return True  # erase is a manager right, checked by action_permissions
+        if view.action in ("erase", "consent"):
+            return True  # erase (managers) and recording consent (every role) are checked by action_permissions
         return selectors.contact_can_change(user=request.user, contact=obj)
 
 
@@ -56,7 +57,9 @@ class ContactViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         queryset = selectors.contact_list()
-        if self.action == "list" and "erased" not in self.request.query_params:
+        # Erased contacts stay out of lists unless erased=true/false asks about them explicitly.
+        asked = self.request.query_params.get("erased", "").lower() in ("true", "false", "1", "0")
+        if self.action in ("list", "export_csv") and not asked:
             queryset = queryset.filter(erased_at__isnull=True)
         return queryset
 
@@ -166,6 +169,16 @@ class CompanyViewSet(viewsets.ModelViewSet):
     permission_classes = [ModelPermissions]
     filterset_class = CompanyFilterSet
     ordering_fields = ["name", "created_at"]
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        serializer.instance = services.company_create(actor=self.request.user, tags=data.pop("tags", ()), **data)
+
+    def perform_update(self, serializer):
+        data = dict(serializer.validated_data)
+        serializer.instance = services.company_update(
+            company=serializer.instance, actor=self.request.user, tags=data.pop("tags", None), **data
+        )
 
 
 class PersonaViewSet(viewsets.ModelViewSet):
