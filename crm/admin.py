@@ -129,6 +129,24 @@ def intermediate_page(modeladmin, request, queryset, *, title, form, action, tem
     return TemplateResponse(request, template, context)
 
 
+class CountryListFilter(admin.AllValuesFieldListFilter):
+    """The countries to filter by, read through the country index (selectors.contact_countries)
+    instead of a DISTINCT over every contact on each page view. Same parameters as before."""
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        self.lookup_choices = selectors.contact_countries()
+
+
+class StaffOwnerListFilter(admin.RelatedFieldListFilter):
+    """Owners to filter by: staff users (only staff can own contacts), from the user table.
+    RelatedOnlyFieldListFilter read every contact's owner on each page view."""
+
+    def field_choices(self, field, request, model_admin):
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        return field.get_choices(include_blank=False, ordering=ordering, limit_choices_to={"is_staff": True})
+
+
 class SegmentListFilter(admin.SimpleListFilter):
     title = _("segment")
     parameter_name = "segment"
@@ -155,9 +173,9 @@ class ContactAdmin(LtrInputsMixin, ImportMixin, ExportActionMixin, SimpleHistory
     list_filter = (
         SegmentListFilter,
         "language",
-        "country",
+        ("country", CountryListFilter),
         "source",
-        ("owner", admin.RelatedOnlyFieldListFilter),
+        ("owner", StaffOwnerListFilter),
         "persona",
         "tags",
         "created_at",

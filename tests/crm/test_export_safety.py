@@ -48,3 +48,39 @@ def test_an_escaped_export_imports_back_to_the_original_value(db):
     assert not result.has_errors() and not result.has_validation_errors()
     contact.refresh_from_db()
     assert contact.first_name == "=1+2"
+
+
+def test_reimporting_an_unchanged_export_changes_nothing(db):
+    # given contacts exported to a file
+    from tests.factories import TagFactory
+
+    vip = TagFactory(name="vip")
+    ContactFactory(email="a@example.com", phone="+989121234567", tags=[vip])
+    ContactFactory(email="b@example.com")
+    history_before = Contact.history.count()
+    dataset = ContactResource().export(Contact.objects.all())
+
+    # when the same file is imported back
+    result = ContactResource().import_data(dataset, dry_run=False, raise_errors=False)
+
+    # then every row is reported as skipped, and no history row is written
+    assert not result.has_errors() and not result.has_validation_errors()
+    assert result.totals["skip"] == 2 and result.totals["update"] == 0
+    assert Contact.history.count() == history_before
+
+
+def test_exports_leave_out_erased_contacts_and_load_tags_in_one_query(db, django_assert_max_num_queries):
+    from crm.services import contact_erase
+    from tests.factories import TagFactory
+
+    vip = TagFactory(name="vip")
+    for i in range(20):
+        ContactFactory(email=f"c{i}@example.com", tags=[vip])
+    erased = contact_erase(contact=ContactFactory(email="gone@example.com"), actor=None)
+
+    with django_assert_max_num_queries(4):
+        dataset = ContactResource().export(Contact.objects.all())
+
+    assert len(dataset) == 20
+    assert str(erased.pk) not in dataset["id"]
+    assert set(dataset["tags"]) == {"vip"}
