@@ -436,7 +436,7 @@ class SegmentForm(forms.ModelForm):
 
     def clean_filters(self):
         filters = self.cleaned_data["filters"]
-        services._validate_segment_filters(filters)
+        services.segment_filters_validate(filters)
         return filters
 
 

@@ -186,9 +186,7 @@ def _bulk(*, rows, count: int, rng: random.Random, tags, now, stdout, batch: int
         contact = Contact(source=choices.ContactSource.DEMO, **data)
         # Company, owner and persona were just read or written: skip full_clean()'s existence
         # query per foreign key per row, which made seeding 100,000 contacts take minutes.
-        contact.full_clean(
-            exclude=["company", "owner", "persona"], validate_unique=False, validate_constraints=False
-        )
+        contact.full_clean(exclude=["company", "owner", "persona"], validate_unique=False, validate_constraints=False)
         buffer.append(contact)
         if len(buffer) >= batch:
             flush()

@@ -6,6 +6,8 @@ from django.db import connection
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.http import QueryDict
 
+from core.selectors import audit_log_data
+
 from . import choices
 from .filtersets import ContactFilterSet
 from .models import Consent, Contact, Segment, Tag
@@ -140,6 +142,20 @@ def contact_duplicates(*, contact: Contact, limit: int = 20) -> list[DuplicateCa
         if reasons:
             candidates.append(DuplicateCandidate(contact=other, reasons=reasons))
     return candidates[:limit]
+
+
+def contact_merged_ids(*, contact: Contact) -> list[int]:
+    """Ids of the contacts merged into this one, and of those merged into them, from the
+    audit log (merged contacts are deleted; only their history rows remain)."""
+    merged_ids: list[int] = []
+    pending = [contact.pk]
+    while pending:
+        losers = [
+            entry["loser_id"] for pk in pending for entry in audit_log_data(obj=Contact(pk=pk), action="contact.merge")
+        ]
+        pending = [pk for pk in losers if pk not in merged_ids and pk != contact.pk]
+        merged_ids.extend(pending)
+    return merged_ids
 
 
 def contact_timeline(*, contact: Contact, limit: int = 50, before=None) -> list:

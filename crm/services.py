@@ -12,12 +12,11 @@ from django.utils.translation import gettext as _
 from simple_history.utils import bulk_update_with_history
 
 from core.exceptions import DomainError
-from core.selectors import audit_log_data
 from core.services import audit_log_record, audit_log_redact
 
 from . import choices, registry
 from .models import Company, Consent, Contact, Segment, Tag, generate_referral_code
-from .selectors import consent_current, segment_filterset
+from .selectors import consent_current, contact_merged_ids, segment_filterset
 
 User = get_user_model()
 
@@ -98,27 +97,25 @@ def contact_update(*, contact: Contact, actor, tags: Iterable[Tag] | None = None
     return contact
 
 
-@transaction.atomic
-def company_create(*, actor, tags: Iterable[Tag] = (), **fields) -> Company:
-    company = Company(**fields)
-    company.full_clean()
-    company._history_user = actor
-    company.save()
-    if tags:
-        company.tags.set(tags)
-    return company
-
-
-@transaction.atomic
-def company_update(*, company: Company, actor, tags: Iterable[Tag] | None = None, **fields) -> Company:
-    for name, value in fields.items():
-        setattr(company, name, value)
+def _save_company(company: Company, *, actor, tags: Iterable[Tag] | None) -> Company:
     company.full_clean()
     company._history_user = actor
     company.save()
     if tags is not None:
         company.tags.set(tags)
     return company
+
+
+@transaction.atomic
+def company_create(*, actor, tags: Iterable[Tag] = (), **fields) -> Company:
+    return _save_company(Company(**fields), actor=actor, tags=tags or None)
+
+
+@transaction.atomic
+def company_update(*, company: Company, actor, tags: Iterable[Tag] | None = None, **fields) -> Company:
+    for name, value in fields.items():
+        setattr(company, name, value)
+    return _save_company(company, actor=actor, tags=tags)
 
 
 @transaction.atomic
@@ -188,7 +185,7 @@ def consent_record(
     return consent
 
 
-def _validate_segment_filters(filters: dict) -> dict:
+def segment_filters_validate(filters: dict) -> dict:
     if not isinstance(filters, dict):
         raise ValidationError({"filters": [_("Filters must be an object of query parameters.")]})
     filterset = segment_filterset(filters=filters)
@@ -203,7 +200,7 @@ def _validate_segment_filters(filters: dict) -> dict:
 @transaction.atomic
 def segment_create(*, actor, name: str, filters: dict, description: str = "", owner=None) -> Segment:
     segment = Segment(
-        name=name, description=description, filters=_validate_segment_filters(filters), owner=owner or actor
+        name=name, description=description, filters=segment_filters_validate(filters), owner=owner or actor
     )
     segment.full_clean()
     segment.save()
@@ -213,7 +210,7 @@ def segment_create(*, actor, name: str, filters: dict, description: str = "", ow
 @transaction.atomic
 def segment_update(*, segment: Segment, actor, **fields) -> Segment:
     if "filters" in fields:
-        _validate_segment_filters(fields["filters"])
+        segment_filters_validate(fields["filters"])
     for name, value in fields.items():
         setattr(segment, name, value)
     segment.full_clean()
@@ -356,15 +353,7 @@ def contact_erase(*, contact: Contact, actor, reason: str = "") -> Contact:
             )
     contact.consents.update(ip_address=None, proof="")
 
-    # Contacts merged into this one, and those merged into them, held the person's data too.
-    merged_ids: list[int] = []
-    pending = [contact.pk]
-    while pending:
-        losers = [
-            entry["loser_id"] for pk in pending for entry in audit_log_data(obj=Contact(pk=pk), action="contact.merge")
-        ]
-        pending = [pk for pk in losers if pk not in merged_ids and pk != contact.pk]
-        merged_ids.extend(pending)
+    merged_ids = contact_merged_ids(contact=contact)
     Contact.history.filter(id__in=[contact.pk, *merged_ids]).delete()
 
     contact.first_name = ""

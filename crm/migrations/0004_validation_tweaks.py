@@ -7,41 +7,78 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('crm', '0003_roles'),
+        ("crm", "0003_roles"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='company',
-            name='country',
-            field=models.CharField(blank=True, max_length=2, validators=[django.core.validators.RegexValidator('^[A-Za-z]{2}$', 'Use a two-letter ISO 3166 country code.')], verbose_name='country'),
+            model_name="company",
+            name="country",
+            field=models.CharField(
+                blank=True,
+                max_length=2,
+                validators=[
+                    django.core.validators.RegexValidator("^[A-Za-z]{2}$", "Use a two-letter ISO 3166 country code.")
+                ],
+                verbose_name="country",
+            ),
         ),
         migrations.AlterField(
-            model_name='contact',
-            name='country',
-            field=models.CharField(blank=True, max_length=2, validators=[django.core.validators.RegexValidator('^[A-Za-z]{2}$', 'Use a two-letter ISO 3166 country code.')], verbose_name='country'),
+            model_name="contact",
+            name="country",
+            field=models.CharField(
+                blank=True,
+                max_length=2,
+                validators=[
+                    django.core.validators.RegexValidator("^[A-Za-z]{2}$", "Use a two-letter ISO 3166 country code.")
+                ],
+                verbose_name="country",
+            ),
         ),
         migrations.AlterField(
-            model_name='historicalcompany',
-            name='country',
-            field=models.CharField(blank=True, max_length=2, validators=[django.core.validators.RegexValidator('^[A-Za-z]{2}$', 'Use a two-letter ISO 3166 country code.')], verbose_name='country'),
+            model_name="historicalcompany",
+            name="country",
+            field=models.CharField(
+                blank=True,
+                max_length=2,
+                validators=[
+                    django.core.validators.RegexValidator("^[A-Za-z]{2}$", "Use a two-letter ISO 3166 country code.")
+                ],
+                verbose_name="country",
+            ),
         ),
         migrations.AlterField(
-            model_name='historicalcontact',
-            name='country',
-            field=models.CharField(blank=True, max_length=2, validators=[django.core.validators.RegexValidator('^[A-Za-z]{2}$', 'Use a two-letter ISO 3166 country code.')], verbose_name='country'),
+            model_name="historicalcontact",
+            name="country",
+            field=models.CharField(
+                blank=True,
+                max_length=2,
+                validators=[
+                    django.core.validators.RegexValidator("^[A-Za-z]{2}$", "Use a two-letter ISO 3166 country code.")
+                ],
+                verbose_name="country",
+            ),
         ),
         migrations.AlterConstraint(
-            model_name='company',
-            name='crm_company_domain_ci_uniq',
-            constraint=models.UniqueConstraint(django.db.models.functions.text.Lower('domain'), name='crm_company_domain_ci_uniq', violation_error_code='domain_taken', violation_error_message='A company with this domain already exists.'),
+            model_name="company",
+            name="crm_company_domain_ci_uniq",
+            constraint=models.UniqueConstraint(
+                django.db.models.functions.text.Lower("domain"),
+                name="crm_company_domain_ci_uniq",
+                violation_error_code="domain_taken",
+                violation_error_message="A company with this domain already exists.",
+            ),
         ),
         migrations.AlterConstraint(
-            model_name='contact',
-            name='crm_contact_email_ci_uniq',
-            constraint=models.UniqueConstraint(django.db.models.functions.text.Lower('email'), name='crm_contact_email_ci_uniq', violation_error_code='email_taken', violation_error_message='A contact with this email already exists.'),
+            model_name="contact",
+            name="crm_contact_email_ci_uniq",
+            constraint=models.UniqueConstraint(
+                django.db.models.functions.text.Lower("email"),
+                name="crm_contact_email_ci_uniq",
+                violation_error_code="email_taken",
+                violation_error_message="A contact with this email already exists.",
+            ),
         ),
     ]
