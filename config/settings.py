@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "simple_history",
     "django_celery_beat",
     "crm",
+    "journeys",
 ]
 
 MIDDLEWARE = [
@@ -201,7 +202,11 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "core.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exceptions.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"user": os.environ.get("API_USER_RATE", "6000/minute")},
+    "DEFAULT_THROTTLE_RATES": {
+        "user": os.environ.get("API_USER_RATE", "6000/minute"),
+        # Per ingest key; a batch request counts once.
+        "ingest": os.environ.get("API_INGEST_RATE", "60000/minute"),
+    },
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -228,6 +233,12 @@ IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "export"
 # Uploads larger than this are refused before they are parsed.
 CRM_IMPORT_MAX_BYTES = envint("CRM_IMPORT_MAX_BYTES", str(20 * 1024 * 1024))
+
+# Event ingestion: items per request, request body size, and how far ahead of the server's clock
+# a client's timestamp may be.
+JOURNEYS_MAX_BATCH = envint("JOURNEYS_MAX_BATCH", "10000")
+JOURNEYS_MAX_BODY_BYTES = envint("JOURNEYS_MAX_BODY_BYTES", str(20 * 1024 * 1024))
+JOURNEYS_FUTURE_SKEW_SECONDS = envint("JOURNEYS_FUTURE_SKEW_SECONDS", "300")
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", str(5 * 1024 * 1024))
 
 # Security: production values unless DEBUG is on.

@@ -9,6 +9,7 @@ from core.views import healthz
 
 api_v1 = [
     path("", include("crm.api.urls")),
+    path("", include("journeys.api.urls")),
     path("auth/token/", obtain_auth_token, name="api-token"),
 ]
 

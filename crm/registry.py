@@ -6,6 +6,7 @@ never imports them (see docs/architecture.md, "Layers").
   After they run, every remaining foreign key to the loser is moved to the winner.
 - erase: handlers that scrub personal data of an erased contact from their rows.
 - export: providers of the GDPR data export, each returning JSON-ready data.
+- contact_inlines: admin inline classes shown on the contact page (enrollments, tickets...).
 """
 
 from collections.abc import Callable
@@ -44,3 +45,4 @@ timeline = Registry("timeline")
 merge_handlers = Registry("merge")
 erase_handlers = Registry("erase")
 exporters = Registry("export")
+contact_inlines = Registry("contact_inlines")

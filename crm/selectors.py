@@ -188,3 +188,43 @@ def contact_countries() -> list[str]:
                 SELECT country FROM countries WHERE country IS NOT NULL"""
         )
         return [row[0] for row in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class ContactRef:
+    """How another app names a contact it has no id for: any of id, external id, email, phone
+    (email lower-cased, phone in E.164). Matched in that order."""
+
+    id: int | None = None
+    external_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+def contacts_match_refs(refs) -> dict[ContactRef, tuple[int, bool]]:
+    """Find the contacts the refs name, in one query: {ref: (contact id, erased?)}.
+    Refs that name nobody are left out."""
+    ids = {r.id for r in refs if r.id is not None}
+    external_ids = {r.external_id for r in refs if r.external_id}
+    emails = {r.email for r in refs if r.email}
+    phones = {r.phone for r in refs if r.phone}
+    if not (ids or external_ids or emails or phones):
+        return {}
+    condition = Q(pk__in=ids) | Q(external_id__in=external_ids) | Q(email__in=emails) | Q(phone__in=phones)
+    by_key: dict[tuple[str, object], tuple[int, bool]] = {}
+    for pk, external_id, email, phone, erased_at in Contact.objects.filter(condition).values_list(
+        "pk", "external_id", "email", "phone", "erased_at"
+    ):
+        found = (pk, erased_at is not None)
+        by_key[("id", pk)] = found
+        for kind, value in (("external_id", external_id), ("email", email), ("phone", str(phone) if phone else None)):
+            if value:
+                by_key.setdefault((kind, value), found)
+    matches = {}
+    for ref in refs:
+        for kind in ("id", "external_id", "email", "phone"):
+            value = getattr(ref, kind)
+            if value is not None and (kind, value) in by_key:
+                matches[ref] = by_key[(kind, value)]
+                break
+    return matches

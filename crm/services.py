@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from simple_history.utils import bulk_update_with_history
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from core.exceptions import DomainError
 from core.services import audit_log_record, audit_log_redact
@@ -374,3 +374,22 @@ def contact_erase(*, contact: Contact, actor, reason: str = "") -> Contact:
         audit_log_redact(model=Contact, object_ids=[pk], object_repr=label)
     audit_log_record(actor=actor, action="contact.erase", obj=contact, data={"reason": reason})
     return contact
+
+
+def contacts_create_for_refs(*, rows: list[dict], source: str, actor=None) -> list[Contact]:
+    """Create contacts first seen in events or imports, in one batch with their history rows.
+
+    Each row holds already validated values (email lower-cased, phone in E.164). A concurrent
+    writer that created the same email first makes this raise IntegrityError: the caller retries,
+    and then finds the contact."""
+    allowed = {"email", "phone", "external_id", "first_name", "last_name", "language"}
+    contacts = []
+    for row in rows:
+        unknown = set(row) - allowed
+        if unknown:
+            raise TypeError(f"contacts_create_for_refs() got unexpected fields {sorted(unknown)}")
+        contacts.append(Contact(source=source, **{k: v for k, v in row.items() if v is not None}))
+    if not contacts:
+        return []
+    with transaction.atomic():
+        return bulk_create_with_history(contacts, Contact, batch_size=500, default_user=actor)

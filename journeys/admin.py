@@ -1,0 +1,346 @@
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from core.admin import EstimatedCountPaginator, ModelAdmin, TabularInline, ltr
+from core.exceptions import DomainError
+from crm import registry as crm_registry
+
+from . import choices, services
+from .models import Enrollment, Event, IngestKey, Journey, Stage, StageRule, StageTransition, Touchpoint
+
+
+class CappedCountPaginator(EstimatedCountPaginator):
+    """Filtered lists of millions of rows count at most COUNT_CAP matches, so a filter never
+    costs a full scan; the page links stop there and the filter or search narrows further."""
+
+    COUNT_CAP = 10_000
+
+    @cached_property
+    def count(self):
+        query = getattr(self.object_list, "query", None)
+        if query is not None and query.where:
+            return self.object_list[: self.COUNT_CAP].count()
+        return super().count
+
+
+class StageInline(TabularInline):
+    model = Stage
+    fields = ("order", "name", "slug", "expected_days", "target_conversion", "is_goal")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+class StageRuleInline(TabularInline):
+    model = StageRule
+    fields = ("event_type", "property_match", "stage", "forward_only", "is_active")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # Only the stages of the journey being edited.
+        if db_field.name == "stage":
+            journey_id = request.resolver_match.kwargs.get("object_id")
+            kwargs["queryset"] = Stage.objects.filter(journey_id=journey_id) if journey_id else Stage.objects.none()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(Journey)
+class JourneyAdmin(ModelAdmin):
+    list_display = ("name", "slug", "is_active", "enrolled")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    inlines = [StageInline, StageRuleInline]
+
+    @admin.display(description=_("enrolled"))
+    def enrolled(self, obj):
+        return obj.enrolled
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(enrolled=Count("enrollments"))
+
+
+@admin.register(Touchpoint)
+class TouchpointAdmin(ModelAdmin):
+    list_display = ("name", "slug", "channel", "stage", "is_active")
+    list_filter = ("channel", "is_active", "stage__journey")
+    list_select_related = ("stage",)
+    search_fields = ("name", "slug", "goal")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(StageRule)
+class StageRuleAdmin(ModelAdmin):
+    list_display = ("event_type", "property_match", "journey", "stage", "forward_only", "is_active")
+    list_filter = ("journey", "is_active", "forward_only")
+    list_select_related = ("journey", "stage")
+    search_fields = ("event_type",)
+
+
+class EventTypeFilter(admin.SimpleListFilter):
+    """The product's own event types; a filter over DISTINCT type would scan millions of rows."""
+
+    title = _("type")
+    parameter_name = "type"
+
+    def lookups(self, request, model_admin):
+        return choices.EventType.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(type=self.value()) if self.value() else queryset
+
+
+@admin.register(Event)
+class EventAdmin(ModelAdmin):
+    """The ledger is written by the API and the services; here it is read."""
+
+    list_display = ("occurred_at", "type", "channel", "touchpoint", "contact_link", "value", "source")
+    list_filter = (EventTypeFilter, "channel", "source")
+    list_select_related = ("contact", "touchpoint")
+    search_fields = ("=contact__email", "=idempotency_key")
+    raw_id_fields = ("contact",)
+    paginator = CappedCountPaginator
+    readonly_fields = [f.name for f in Event._meta.fields]
+
+    @admin.display(description=_("contact"))
+    def contact_link(self, obj):
+        url = reverse("admin:crm_contact_change", args=[obj.contact_id])
+        return format_html('<a href="{}">{}</a>', url, ltr(obj.contact.email or f"#{obj.contact_id}"))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(StageTransition)
+class StageTransitionAdmin(ModelAdmin):
+    """Append-only: nobody edits or deletes a move."""
+
+    list_display = ("at", "contact_link", "journey", "from_stage", "to_stage", "is_backward", "source", "actor")
+    list_filter = ("journey", "source", "is_backward")
+    list_select_related = ("enrollment__contact", "journey", "from_stage", "to_stage", "actor")
+    search_fields = ("=enrollment__contact__email",)
+    paginator = CappedCountPaginator
+    readonly_fields = [f.name for f in StageTransition._meta.fields]
+
+    @admin.display(description=_("contact"))
+    def contact_link(self, obj):
+        contact = obj.enrollment.contact
+        url = reverse("admin:crm_contact_change", args=[contact.pk])
+        return format_html('<a href="{}">{}</a>', url, ltr(contact.email or f"#{contact.pk}"))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class MoveStageForm(forms.Form):
+    stage = forms.ModelChoiceField(label=_("Move to stage"), queryset=Stage.objects.none())
+    reason = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea(attrs={"rows": 3}))
+
+    def __init__(self, *args, journey: Journey, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["stage"].queryset = journey.stages.all()
+
+
+class EnrollmentForm(forms.ModelForm):
+    reason = forms.CharField(label=_("Reason"), max_length=500, required=False)
+
+    class Meta:
+        model = Enrollment
+        fields = ("contact", "journey", "stage")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("stage") and data.get("journey") and data["stage"].journey_id != data["journey"].pk:
+            self.add_error("stage", _("Pick a stage of the chosen journey."))
+        if data.get("contact") and data["contact"].erased_at:
+            self.add_error("contact", _("This contact was erased."))
+        return data
+
+
+@admin.register(Enrollment)
+class EnrollmentAdmin(ModelAdmin):
+    list_display = ("contact_link", "journey", "stage", "stage_entered_at", "days_in_stage", "status")
+    list_filter = ("journey", "stage", "status")
+    list_select_related = ("contact", "journey", "stage")
+    search_fields = ("=contact__email", "contact__last_name")
+    autocomplete_fields = ("contact",)
+    paginator = CappedCountPaginator
+    actions = ["move_stage"]
+    form = EnrollmentForm
+
+    @admin.display(description=_("contact"))
+    def contact_link(self, obj):
+        url = reverse("admin:crm_contact_change", args=[obj.contact_id])
+        return format_html('<a href="{}">{}</a>', url, obj.contact)
+
+    @admin.display(description=_("days in stage"))
+    def days_in_stage(self, obj):
+        return (timezone.now() - obj.stage_entered_at).days
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return ("contact", "journey", "stage", "stage_entered_at", "enrolled_at", "status", "move_link")
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("contact", "journey", "stage", "reason")
+        return self.get_readonly_fields(request, obj)
+
+    @admin.display(description=_("move"))
+    def move_link(self, obj):
+        url = reverse("admin:journeys_enrollment_move", args=[obj.pk])
+        return format_html('<a class="button" href="{}">{}</a>', url, _("Move to another stage"))
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the ledger would lose its owner; exit the enrollment instead
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        created = services.enrollment_create(
+            contact=form.cleaned_data["contact"],
+            journey=form.cleaned_data["journey"],
+            stage=form.cleaned_data["stage"],
+            actor=request.user,
+            reason=form.cleaned_data.get("reason", ""),
+        )
+        obj.pk = created.pk
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:enrollment_id>/move/",
+                self.admin_site.admin_view(self.move_view),
+                name="journeys_enrollment_move",
+            ),
+            *super().get_urls(),
+        ]
+
+    def move_view(self, request, enrollment_id):
+        enrollment = get_object_or_404(
+            Enrollment.objects.select_related("contact", "journey", "stage"), pk=enrollment_id
+        )
+        if not self.has_change_permission(request, enrollment):
+            raise PermissionDenied
+        return self._move(request, [enrollment], reverse("admin:journeys_enrollment_change", args=[enrollment.pk]))
+
+    @admin.action(description=_("Move selected enrollments to a stage"), permissions=["change"])
+    def move_stage(self, request, queryset):
+        enrollments = list(queryset.select_related("contact", "journey", "stage"))
+        if len({e.journey_id for e in enrollments}) != 1:
+            self.message_user(request, _("Select enrollments of one journey to move them together."), messages.ERROR)
+            return None
+        return self._move(request, enrollments, request.get_full_path())
+
+    def _move(self, request, enrollments, back_url):
+        journey = enrollments[0].journey
+        form = MoveStageForm(request.POST if "reason" in request.POST else None, journey=journey)
+        if form.is_valid():
+            moved, errors = 0, []
+            for enrollment in enrollments:
+                try:
+                    services.enrollment_move(
+                        enrollment=enrollment,
+                        stage=form.cleaned_data["stage"],
+                        actor=request.user,
+                        reason=form.cleaned_data["reason"],
+                    )
+                    moved += 1
+                except DomainError as exc:
+                    errors.append(f"{enrollment.contact}: {exc.message}")
+            if moved:
+                self.message_user(
+                    request,
+                    ngettext("Moved %(count)d contact.", "Moved %(count)d contacts.", moved) % {"count": moved},
+                    messages.SUCCESS,
+                )
+            for error in errors:
+                self.message_user(request, error, messages.ERROR)
+            if moved or len(enrollments) > 1:
+                return HttpResponseRedirect(back_url)
+            form.add_error("stage", errors[0].split(": ", 1)[-1])
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Move to another stage"),
+            "opts": self.model._meta,
+            "form": form,
+            "journey": journey,
+            "enrollments": enrollments,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "is_action": len(enrollments) > 1 or "action" in request.POST,
+        }
+        return TemplateResponse(request, "admin/journeys/enrollment/move.html", context)
+
+
+class EnrollmentInline(TabularInline):
+    """A contact's journeys on the contact page; moves go through the move page."""
+
+    model = Enrollment
+    fields = ("journey", "stage", "stage_entered_at", "status", "move")
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = _("journeys")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("journey", "stage")
+
+    @admin.display(description=_("move"))
+    def move(self, obj):
+        url = reverse("admin:journeys_enrollment_move", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Move stage"))
+
+
+crm_registry.contact_inlines.register("journeys.enrollments", EnrollmentInline)
+
+
+@admin.register(IngestKey)
+class IngestKeyAdmin(ModelAdmin):
+    """The raw key is shown once, right after it is made."""
+
+    list_display = ("name", "prefix", "is_active", "last_used_at", "created_by", "created_at")
+    list_select_related = ("created_by",)
+    fields = ("name", "is_active")
+
+    @admin.display(description=_("key starts with"))
+    def prefix(self, obj):
+        return ltr(f"{obj.key_prefix}…")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save(update_fields=["name", "is_active", "updated_at"])
+            return
+        key, raw = services.ingest_key_create(name=obj.name, actor=request.user)
+        obj.pk, obj.key_prefix, obj.key_hash = key.pk, key.key_prefix, key.key_hash
+        self.message_user(
+            request,
+            format_html(
+                '{} <code dir="ltr">{}</code>',
+                _("Copy the key now; it is not shown again:"),
+                raw,
+            ),
+            messages.WARNING,
+        )

@@ -1,0 +1,45 @@
+"""Ingest keys: `Authorization: Bearer sfk_…`. A key authenticates no user; the event views let
+it post events and every other view sees an anonymous request."""
+
+from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from rest_framework import authentication, exceptions, throttling
+
+from ..models import IngestKey
+
+# Writing last_used_at on every request would add a write per event; once a minute is enough.
+LAST_USED_RESOLUTION_SECONDS = 60
+
+
+class IngestKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        parts = authentication.get_authorization_header(request).split()
+        if len(parts) != 2 or parts[0].decode(errors="replace") != self.keyword:
+            return None
+        raw = parts[1].decode(errors="replace")
+        if not raw.startswith(IngestKey.PREFIX):
+            return None
+        key = IngestKey.objects.filter(key_hash=IngestKey.hash(raw), is_active=True).first()
+        if key is None:
+            raise exceptions.AuthenticationFailed(_("Unknown or revoked ingest key."))
+        now = timezone.now()
+        if key.last_used_at is None or (now - key.last_used_at).total_seconds() > LAST_USED_RESOLUTION_SECONDS:
+            IngestKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        return AnonymousUser(), key
+
+    def authenticate_header(self, request):
+        return self.keyword
+
+
+class IngestKeyThrottle(throttling.SimpleRateThrottle):
+    """Per key, so one noisy website cannot starve the others."""
+
+    scope = "ingest"
+
+    def get_cache_key(self, request, view):
+        if isinstance(request.auth, IngestKey):
+            return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
+        return None

@@ -1,0 +1,265 @@
+from django.conf import settings
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
+
+from core.api.pagination import CursorPagination
+from core.api.permissions import ModelPermissions
+from crm import selectors as crm_selectors
+
+from .. import choices, ingest, services
+from ..filtersets import (
+    EnrollmentFilterSet,
+    EventFilterSet,
+    JourneyFilterSet,
+    StageFilterSet,
+    StageRuleFilterSet,
+    StageTransitionFilterSet,
+    TouchpointFilterSet,
+)
+from ..models import Enrollment, Event, IngestKey, Journey, Stage, StageRule, StageTransition, Touchpoint
+from . import serializers as s
+from .authentication import IngestKeyAuthentication, IngestKeyThrottle
+from .permissions import EventPermissions
+
+
+class ByNamePagination(CursorPagination):
+    ordering = ("name", "id")
+
+
+class JourneyViewSet(viewsets.ModelViewSet):
+    """Journeys with their stages, addressed by slug."""
+
+    queryset = Journey.objects.prefetch_related("stages")
+    serializer_class = s.JourneySerializer
+    permission_classes = [ModelPermissions]
+    filterset_class = JourneyFilterSet
+    pagination_class = ByNamePagination
+    lookup_field = "slug"
+    ordering_fields = ["name"]
+
+
+class StageViewSet(viewsets.ModelViewSet):
+    queryset = Stage.objects.select_related("journey")
+    serializer_class = s.StageSerializer
+    permission_classes = [ModelPermissions]
+    filterset_class = StageFilterSet
+    pagination_class = None  # a few dozen rows at most
+    ordering_fields = ["order"]
+
+    def get_queryset(self):
+        return super().get_queryset().order_by("journey__slug", "order")
+
+
+class TouchpointViewSet(viewsets.ModelViewSet):
+    queryset = Touchpoint.objects.all()
+    serializer_class = s.TouchpointSerializer
+    permission_classes = [ModelPermissions]
+    filterset_class = TouchpointFilterSet
+    pagination_class = ByNamePagination
+
+
+class StageRuleViewSet(viewsets.ModelViewSet):
+    queryset = StageRule.objects.select_related("journey", "stage")
+    serializer_class = s.StageRuleSerializer
+    permission_classes = [ModelPermissions]
+    filterset_class = StageRuleFilterSet
+    pagination_class = None
+
+
+class EventPagination(CursorPagination):
+    ordering = ("-occurred_at", "-id")
+
+
+class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The event ledger. POST takes one event or a list (see the create operation)."""
+
+    queryset = Event.objects.select_related("touchpoint")
+    serializer_class = s.EventSerializer
+    authentication_classes = [IngestKeyAuthentication, TokenAuthentication, SessionAuthentication]
+    permission_classes = [EventPermissions]
+    throttle_classes = [IngestKeyThrottle, UserRateThrottle]
+    filterset_class = EventFilterSet
+    pagination_class = EventPagination
+    ordering_fields = []
+
+    @extend_schema(
+        request=s.EventInSerializer(many=True),
+        parameters=[
+            OpenApiParameter(
+                "apply_rules", bool, description=_("Run stage rules for stored events (default true)."), default=True
+            )
+        ],
+        responses={
+            200: OpenApiResponse(s.BatchResultSerializer, description=_("A list: the result of each item.")),
+            201: OpenApiResponse(s.ItemResultSerializer, description=_("One event, stored.")),
+            413: OpenApiResponse(description=_("Too many events or too large a body; the limit is stated.")),
+        },
+        description=_(
+            "Send one event (an object) or a list of up to JOURNEYS_MAX_BATCH. Valid items are stored even "
+            "when others are rejected; the reply says per item whether it was stored, a duplicate (same "
+            "idempotency key) or rejected and why. Websites and apps authenticate with an ingest key: "
+            "`Authorization: Bearer sfk_…`."
+        ),
+    )
+    def create(self, request):
+        limit = settings.JOURNEYS_MAX_BATCH
+        if ingest.body_too_large(request.META.get("CONTENT_LENGTH")):
+            return Response(
+                {
+                    "detail": _("The body is larger than %(limit)d bytes; send smaller batches.")
+                    % {"limit": settings.JOURNEYS_MAX_BODY_BYTES},
+                    "limit_bytes": settings.JOURNEYS_MAX_BODY_BYTES,
+                },
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        data = request.data
+        single = isinstance(data, dict)
+        items = [data] if single else data
+        if not isinstance(items, list) or not items:
+            return Response(
+                {"non_field_errors": [_("Send an event object or a non-empty list of them.")]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        if len(items) > limit:
+            return Response(
+                {
+                    "detail": _("A batch holds at most %(limit)d events; this one has %(count)d.")
+                    % {"limit": limit, "count": len(items)},
+                    "limit": limit,
+                },
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        key = request.auth if isinstance(request.auth, IngestKey) else None
+        results = ingest.events_ingest(
+            items=items,
+            source=choices.EventSource.INGEST_KEY if key else choices.EventSource.API,
+            actor=None if key else request.user,
+            apply_rules=request.query_params.get("apply_rules", "true").lower() not in ("false", "0", "no"),
+        )
+        if single:
+            result = results[0]
+            if result.status == "rejected":
+                return Response(result.errors, status=status.HTTP_400_BAD_REQUEST)
+            code = status.HTTP_201_CREATED if result.status == "stored" else status.HTTP_200_OK
+            return Response(result.as_dict(), status=code)
+        counts = {kind: sum(r.status == kind for r in results) for kind in ("stored", "duplicate", "rejected")}
+        body = {
+            "stored": counts["stored"],
+            "duplicates": counts["duplicate"],
+            "rejected": counts["rejected"],
+            "results": [r.as_dict() for r in results],
+        }
+        # Nothing stored and something wrong: a client error, so monitoring on status codes sees it.
+        failed = counts["rejected"] and not (counts["stored"] or counts["duplicate"])
+        return Response(body, status=status.HTTP_400_BAD_REQUEST if failed else status.HTTP_200_OK)
+
+
+class EnrollmentChangePermission(permissions.BasePermission):
+    """Sales move only the contacts they may change (their own and unowned ones; see crm)."""
+
+    message = _("You may move only contacts you may change.")
+
+    def has_object_permission(self, request, view, obj):
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return crm_selectors.contact_can_change(user=request.user, contact=obj.contact)
+
+
+class EnrollmentPagination(CursorPagination):
+    ordering = ("-stage_entered_at", "-id")
+
+
+class EnrollmentViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    """A contact in a journey. Create enrolls; `move-stage` moves with a reason. The ledger of
+    moves is at /transitions/."""
+
+    queryset = Enrollment.objects.select_related("journey", "stage", "contact")
+    serializer_class = s.EnrollmentSerializer
+    permission_classes = [ModelPermissions, EnrollmentChangePermission]
+    filterset_class = EnrollmentFilterSet
+    pagination_class = EnrollmentPagination
+    action_permissions = {"move_stage": ["journeys.view_enrollment", "journeys.change_enrollment"]}
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        contact = data["contact"]
+        if not crm_selectors.contact_can_change(user=self.request.user, contact=contact):
+            self.permission_denied(self.request, message=EnrollmentChangePermission.message)
+        serializer.instance = services.enrollment_create(
+            contact=contact,
+            journey=data["journey"],
+            stage=data.get("stage"),
+            actor=self.request.user,
+            source=choices.TransitionSource.API,
+            reason=data.get("reason", ""),
+        )
+
+    @extend_schema(request=s.MoveStageSerializer, responses={200: s.StageTransitionSerializer})
+    @action(detail=True, methods=["post"], url_path="move-stage")
+    def move_stage(self, request, pk=None):
+        """Move the contact to another stage of the journey; backward moves are allowed and flagged."""
+        enrollment = self.get_object()
+        serializer = s.MoveStageSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        stage = Stage.objects.filter(journey_id=enrollment.journey_id, slug=serializer.validated_data["stage"]).first()
+        if stage is None:
+            return Response(
+                {"stage": [_("Unknown stage of this journey.")]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        transition = services.enrollment_move(
+            enrollment=enrollment,
+            stage=stage,
+            actor=request.user,
+            source=choices.TransitionSource.MANUAL,
+            reason=serializer.validated_data["reason"],
+            at=serializer.validated_data.get("at"),
+        )
+        return Response(s.StageTransitionSerializer(transition).data)
+
+
+class TransitionPagination(CursorPagination):
+    ordering = ("-at", "-id")
+
+
+class StageTransitionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The append-only ledger of stage moves."""
+
+    queryset = StageTransition.objects.select_related("journey", "from_stage", "to_stage", "enrollment")
+    serializer_class = s.StageTransitionSerializer
+    permission_classes = [ModelPermissions]
+    filterset_class = StageTransitionFilterSet
+    pagination_class = TransitionPagination
+    action_permissions = {"backfill": ["journeys.view_stagetransition", "journeys.add_stagetransition"]}
+
+    @extend_schema(request=s.TransitionInSerializer(many=True), responses={200: s.BatchResultSerializer})
+    @action(detail=False, methods=["post"], pagination_class=None, filterset_class=None)
+    def backfill(self, request):
+        """Import historical stage moves with their original times (oldest first per contact)."""
+        items = request.data
+        if not isinstance(items, list) or not items:
+            return Response(
+                {"non_field_errors": [_("Send a non-empty list of moves.")]}, status=status.HTTP_400_BAD_REQUEST
+            )
+        limit = settings.JOURNEYS_MAX_BATCH
+        if len(items) > limit:
+            return Response(
+                {"detail": _("A batch holds at most %(limit)d items.") % {"limit": limit}, "limit": limit},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        results = ingest.transitions_import(items=items, actor=request.user)
+        stored = sum(r.status == "stored" for r in results)
+        body = {
+            "stored": stored,
+            "duplicates": 0,
+            "rejected": len(results) - stored,
+            "results": [r.as_dict() for r in results],
+        }
+        return Response(body, status=status.HTTP_200_OK if stored else status.HTTP_400_BAD_REQUEST)

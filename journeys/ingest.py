@@ -1,0 +1,394 @@
+"""Event ingestion: one event or a batch of up to JOURNEYS_MAX_BATCH, with per-item results.
+
+Items are validated by plain code, not a serializer per item: at 10,000 events a second, DRF
+field validation alone would cost more than the database (see bench/README.md). Valid items are
+stored even when others are rejected; each item is either stored whole or not at all.
+An idempotency key makes a retried item a duplicate that stores nothing.
+"""
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from phonenumber_field.phonenumber import to_python as to_phone
+
+from core.exceptions import DomainError
+from crm import selectors as crm_selectors
+from crm import services as crm_services
+from crm.choices import ContactSource, Language
+from crm.models import Contact
+from crm.selectors import ContactRef
+
+from . import choices, services
+from .models import Event, Journey, Stage, Touchpoint, slug_validator
+from .signals import events_stored
+
+EVENT_FIELDS = frozenset(
+    {"contact", "create_contact", "type", "channel", "touchpoint", "occurred_at", "value", "properties"}
+    | {"idempotency_key"}
+)
+CONTACT_FIELDS = frozenset({"id", "email", "phone", "external_id", "first_name", "last_name", "language"})
+CHANNELS = frozenset(choices.Channel.values)
+LANGUAGES = frozenset(Language.values)
+MAX_VALUE = Decimal("1e12")
+MAX_PROPERTIES_BYTES = 16_384
+
+
+@dataclass
+class ItemResult:
+    index: int
+    status: str  # stored, duplicate, rejected
+    event_id: int | None = None
+    contact_id: int | None = None
+    errors: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        data = {"index": self.index, "status": self.status}
+        if self.event_id is not None:
+            data["id"] = self.event_id
+        if self.contact_id is not None:
+            data["contact"] = self.contact_id
+        if self.errors:
+            data["errors"] = self.errors
+        return data
+
+
+@dataclass
+class _Item:
+    index: int
+    ref: ContactRef
+    create_contact: bool
+    new_contact: dict
+    event: dict
+
+
+class _Invalid(Exception):
+    pass
+
+
+def parse_time(value, *, now: datetime) -> datetime:
+    if not isinstance(value, str):
+        raise _Invalid(_("Give an ISO 8601 date and time, e.g. 2026-05-01T09:30:00Z."))
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise _Invalid(_("Give an ISO 8601 date and time, e.g. 2026-05-01T09:30:00Z."))
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed)
+    if parsed > now + services.future_skew():
+        raise _Invalid(_("This time is in the future."))
+    return parsed
+
+
+def _clean_contact(value, errors: dict) -> tuple[ContactRef | None, dict]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = {"id": value}
+    if not isinstance(value, dict):
+        errors["contact"] = [_("Name the contact with an object holding id, email, phone or external_id.")]
+        return None, {}
+    problems = {}
+    for name in value.keys() - CONTACT_FIELDS:
+        problems[name] = [_("Unknown field.")]
+    contact_id = value.get("id")
+    if contact_id is not None and (isinstance(contact_id, bool) or not isinstance(contact_id, int) or contact_id < 1):
+        problems["id"] = [_("A contact id is a positive whole number.")]
+    strings = {}
+    for name, limit in (("email", 254), ("phone", 32), ("external_id", 128), ("first_name", 100), ("last_name", 100)):
+        text = value.get(name)
+        if text is None:
+            continue
+        if not isinstance(text, str) or len(text) > limit:
+            problems[name] = [_("Give text of at most %(limit)d characters.") % {"limit": limit}]
+        elif text.strip():
+            strings[name] = text.strip()
+    if "email" in strings:
+        strings["email"] = strings["email"].lower()
+        try:
+            validate_email(strings["email"])
+        except ValidationError:
+            problems["email"] = [_("Enter a valid email address.")]
+    if "phone" in strings:
+        phone = to_phone(strings["phone"])
+        if phone is None or not phone.is_valid():
+            problems["phone"] = [_("Enter a valid phone number, e.g. +98 912 345 6789.")]
+        else:
+            strings["phone"] = phone.as_e164
+    language = value.get("language")
+    if language is not None and language not in LANGUAGES:
+        problems["language"] = [_("Unknown language.")]
+    if not problems and contact_id is None and not ({"email", "phone", "external_id"} & strings.keys()):
+        problems["non_field_errors"] = [_("Name the contact by id, email, phone or external_id.")]
+    if problems:
+        errors["contact"] = problems
+        return None, {}
+    ref = ContactRef(
+        id=contact_id, external_id=strings.get("external_id"), email=strings.get("email"), phone=strings.get("phone")
+    )
+    new_contact = {k: strings[k] for k in ("email", "phone", "external_id", "first_name", "last_name") if k in strings}
+    if language:
+        new_contact["language"] = language
+    return ref, new_contact
+
+
+def clean_item(index: int, raw, *, now: datetime, touchpoints: dict[str, tuple[int, str]]) -> _Item | dict:
+    """A valid item, or its errors by field."""
+    if not isinstance(raw, dict):
+        return {"non_field_errors": [_("Each event is a JSON object.")]}
+    errors: dict = {}
+    for name in raw.keys() - EVENT_FIELDS:
+        errors[name] = [_("Unknown field.")]
+    ref, new_contact = _clean_contact(raw.get("contact"), errors) if "contact" in raw else (None, {})
+    if "contact" not in raw:
+        errors["contact"] = [_("This field is required.")]
+    event: dict = {}
+
+    event_type = raw.get("type")
+    if not isinstance(event_type, str) or not event_type:
+        errors["type"] = [_("This field is required.")]
+    else:
+        try:
+            slug_validator(event_type)
+            event["type"] = event_type
+        except ValidationError as exc:
+            errors["type"] = exc.messages
+
+    create_contact = raw.get("create_contact", True)
+    if not isinstance(create_contact, bool):
+        errors["create_contact"] = [_("Must be true or false.")]
+
+    channel = raw.get("channel") or ""
+    if channel and channel not in CHANNELS:
+        errors["channel"] = [_("Unknown channel %(value)s.") % {"value": str(channel)[:32]}]
+    touchpoint = raw.get("touchpoint")
+    if touchpoint is not None:
+        if not isinstance(touchpoint, str) or touchpoint not in touchpoints:
+            errors["touchpoint"] = [_("Unknown touchpoint %(value)s.") % {"value": str(touchpoint)[:64]}]
+        else:
+            event["touchpoint_id"], touchpoint_channel = touchpoints[touchpoint]
+            channel = channel or touchpoint_channel
+    event["channel"] = channel
+
+    try:
+        event["occurred_at"] = parse_time(raw["occurred_at"], now=now) if raw.get("occurred_at") is not None else now
+    except _Invalid as exc:
+        errors["occurred_at"] = [str(exc)]
+
+    value = raw.get("value")
+    if value is not None:
+        try:
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise InvalidOperation
+            amount = Decimal(str(value).strip())
+            if not amount.is_finite() or abs(amount) >= MAX_VALUE:
+                raise InvalidOperation
+            event["value"] = amount.quantize(Decimal("0.01"))
+        except (InvalidOperation, ValueError):
+            errors["value"] = [_("Give a number, e.g. 49.90, below one trillion.")]
+
+    properties = raw.get("properties")
+    if properties is None:
+        event["properties"] = {}
+    elif not isinstance(properties, dict):
+        errors["properties"] = [_("Properties are a JSON object.")]
+    elif len(json.dumps(properties, ensure_ascii=False)) > MAX_PROPERTIES_BYTES:
+        message = _("Properties may hold at most %(limit)d characters.") % {"limit": MAX_PROPERTIES_BYTES}
+        errors["properties"] = [message]
+    else:
+        event["properties"] = properties
+
+    key = raw.get("idempotency_key")
+    if key is not None:
+        if not isinstance(key, str) or not 1 <= len(key.strip()) <= 100:
+            errors["idempotency_key"] = [_("Give text of 1 to 100 characters.")]
+        else:
+            event["idempotency_key"] = key.strip()
+    if errors:
+        return errors
+    return _Item(index=index, ref=ref, create_contact=create_contact, new_contact=new_contact, event=event)
+
+
+def events_ingest(*, items: list, source: str, actor=None, apply_rules: bool = True) -> list[ItemResult]:
+    """Store a batch of raw event dicts; return one result per item, in order."""
+    now = timezone.now()
+    touchpoints = {slug: (pk, channel) for pk, slug, channel in Touchpoint.objects.values_list("pk", "slug", "channel")}
+    results: list[ItemResult | None] = [None] * len(items)
+    valid: list[_Item] = []
+    for index, raw in enumerate(items):
+        cleaned = clean_item(index, raw, now=now, touchpoints=touchpoints)
+        if isinstance(cleaned, dict):
+            results[index] = ItemResult(index, "rejected", errors=cleaned)
+        else:
+            valid.append(cleaned)
+    stored: list[Event] = []
+    transitions = []
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                stored, outcome = _store(valid, source=source, actor=actor)
+                transitions = services.rules_apply(stored) if apply_rules and stored else []
+            break
+        except IntegrityError:
+            # A concurrent request stored the same idempotency key or created the same contact
+            # between our read and our write; the next attempt sees its rows.
+            if attempt == 2:
+                raise
+    for result in outcome:
+        results[result.index] = result
+    if stored:
+        transaction.on_commit(lambda: events_stored.send(sender=Event, events=stored, transitions=transitions))
+    return results
+
+
+def _store(valid: list[_Item], *, source: str, actor) -> tuple[list[Event], list[ItemResult]]:
+    outcome: list[ItemResult] = []
+    contact_ids = _resolve_contacts(valid, outcome, actor=actor)
+    keys = [item.event["idempotency_key"] for item in valid if "idempotency_key" in item.event]
+    existing = dict(Event.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", "pk")) if keys else {}
+    seen_in_batch: dict[str, Event] = {}
+    repeats: list[tuple[ItemResult, Event]] = []
+    pending: list[tuple[_Item, Event]] = []
+    for item in valid:
+        contact_id = contact_ids.get(item.index)
+        if contact_id is None:
+            continue  # rejected while resolving
+        key = item.event.get("idempotency_key")
+        if key is not None and key in existing:
+            outcome.append(ItemResult(item.index, "duplicate", event_id=existing[key], contact_id=contact_id))
+            continue
+        if key is not None and key in seen_in_batch:
+            result = ItemResult(item.index, "duplicate", contact_id=contact_id)
+            repeats.append((result, seen_in_batch[key]))
+            outcome.append(result)
+            continue
+        event = Event(contact_id=contact_id, source=source, **item.event)
+        if key is not None:
+            seen_in_batch[key] = event
+        pending.append((item, event))
+    events = Event.objects.bulk_create([event for _item, event in pending], batch_size=1000)
+    for item, event in pending:
+        outcome.append(ItemResult(item.index, "stored", event_id=event.pk, contact_id=event.contact_id))
+    # A repeat inside the batch points at the event its first copy stored.
+    for result, first in repeats:
+        result.event_id = first.pk
+    return events, outcome
+
+
+def _resolve_contacts(valid: list[_Item], outcome: list[ItemResult], *, actor) -> dict[int, int]:
+    """{item index: contact id}, creating contacts first seen here. Items naming an unknown
+    contact that may not be created, or an erased one, are rejected into `outcome`."""
+    matches = crm_selectors.contacts_match_refs({item.ref for item in valid})
+    resolved: dict[int, int] = {}
+    to_create: list[dict] = []
+    # Identity value -> index in to_create, so two events for one new person make one contact.
+    pending_by_identity: dict[tuple[str, str], int] = {}
+    waiting: list[tuple[_Item, int]] = []
+    for item in valid:
+        found = matches.get(item.ref)
+        if found is not None:
+            contact_id, erased = found
+            if erased:
+                outcome.append(ItemResult(item.index, "rejected", errors={"contact": [_("This contact was erased.")]}))
+            else:
+                resolved[item.index] = contact_id
+            continue
+        identities = [(k, getattr(item.ref, k)) for k in ("external_id", "email", "phone") if getattr(item.ref, k)]
+        if not item.create_contact or not identities:
+            message = (
+                _("No contact matches; send create_contact true to create one.")
+                if identities
+                else _("No contact has this id.")
+            )
+            outcome.append(ItemResult(item.index, "rejected", errors={"contact": [message]}))
+            continue
+        slot = next((pending_by_identity[i] for i in identities if i in pending_by_identity), None)
+        if slot is None:
+            slot = len(to_create)
+            to_create.append(dict(item.new_contact))
+        else:
+            for name, value in item.new_contact.items():
+                to_create[slot].setdefault(name, value)
+        for identity in identities:
+            pending_by_identity.setdefault(identity, slot)
+        waiting.append((item, slot))
+    if to_create:
+        created = crm_services.contacts_create_for_refs(rows=to_create, source=ContactSource.EVENT, actor=actor)
+        for item, slot in waiting:
+            resolved[item.index] = created[slot].pk
+    return resolved
+
+
+def body_too_large(content_length) -> bool:
+    try:
+        return int(content_length or 0) > settings.JOURNEYS_MAX_BODY_BYTES
+    except ValueError:
+        return False
+
+
+def transitions_import(*, items: list, actor) -> list[ItemResult]:
+    """Backfill stage history with its original times: each item names a contact (as events do),
+    a journey and a stage by slug, the time and a reason. Items are applied oldest first, each in
+    its own savepoint, through the same move service as everything else (source "import")."""
+    now = timezone.now()
+    journeys = {j.slug: j for j in Journey.objects.all()}
+    stages = {(s.journey_id, s.slug): s for s in Stage.objects.all()}
+    results: list[ItemResult | None] = [None] * len(items)
+    valid = []
+    for index, raw in enumerate(items):
+        errors: dict = {}
+        if not isinstance(raw, dict):
+            results[index] = ItemResult(
+                index, "rejected", errors={"non_field_errors": [_("Each item is a JSON object.")]}
+            )
+            continue
+        for name in raw.keys() - {"contact", "journey", "stage", "at", "reason"}:
+            errors[name] = [_("Unknown field.")]
+        ref, _new = _clean_contact(raw.get("contact"), errors)
+        journey = journeys.get(raw.get("journey")) if isinstance(raw.get("journey"), str) else None
+        if journey is None:
+            errors["journey"] = [_("Unknown journey.")]
+        stage = stages.get((journey.pk, raw.get("stage"))) if journey and isinstance(raw.get("stage"), str) else None
+        if journey is not None and stage is None:
+            errors["stage"] = [_("Unknown stage of this journey.")]
+        try:
+            at = parse_time(raw.get("at"), now=now)
+        except _Invalid as exc:
+            errors["at"] = [str(exc)]
+        reason = raw.get("reason", "")
+        if not isinstance(reason, str) or len(reason) > 500:
+            errors["reason"] = [_("Give text of at most %(limit)d characters.") % {"limit": 500}]
+        if errors:
+            results[index] = ItemResult(index, "rejected", errors=errors)
+        else:
+            valid.append((at, index, ref, journey, stage, reason))
+    matches = crm_selectors.contacts_match_refs({item[2] for item in valid})
+    contacts = {c.pk: c for c in Contact.objects.filter(pk__in=[m[0] for m in matches.values()])}
+    for at, index, ref, journey, stage, reason in sorted(valid, key=lambda item: (item[0], item[1])):
+        found = matches.get(ref)
+        if found is None:
+            results[index] = ItemResult(index, "rejected", errors={"contact": [_("No contact matches.")]})
+            continue
+        try:
+            with transaction.atomic():
+                transition = services.enrollment_set_stage(
+                    contact=contacts[found[0]],
+                    journey=journey,
+                    stage=stage,
+                    actor=actor,
+                    source=choices.TransitionSource.IMPORT,
+                    reason=reason,
+                    at=at,
+                )
+            results[index] = ItemResult(index, "stored", event_id=transition.pk, contact_id=found[0])
+        except DomainError as exc:
+            results[index] = ItemResult(index, "rejected", errors={exc.field or "non_field_errors": [exc.message]})
+    return results

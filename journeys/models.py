@@ -1,0 +1,312 @@
+"""Journeys: the stages a customer moves through, the touchpoints and events that move them,
+and the append-only ledger of their moves (see docs/architecture.md, "journeys")."""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from core.models import TimeStampedModel
+
+from . import choices
+
+slug_validator = RegexValidator(
+    r"^[a-z][a-z0-9_]{0,63}$", _("Use lower-case letters, digits and underscores, starting with a letter.")
+)
+
+
+class Journey(TimeStampedModel):
+    """A named sequence of stages, e.g. the customer lifecycle or a B2B/SaaS journey."""
+
+    name = models.CharField(_("name"), max_length=100)
+    slug = models.SlugField(_("slug"), max_length=64, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("journey")
+        verbose_name_plural = _("journeys")
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Stage(models.Model):
+    """One step of a journey. `order` sets the sequence; a move to a lower order is backward."""
+
+    journey = models.ForeignKey(Journey, verbose_name=_("journey"), on_delete=models.CASCADE, related_name="stages")
+    name = models.CharField(_("name"), max_length=100)
+    slug = models.SlugField(_("slug"), max_length=64)
+    order = models.PositiveSmallIntegerField(_("order"))
+    expected_days = models.PositiveIntegerField(
+        _("expected days in stage"),
+        null=True,
+        blank=True,
+        help_text=_("Contacts longer than this in the stage are listed as stalled. Empty: never stalled."),
+    )
+    target_conversion = models.DecimalField(
+        _("target conversion (%)"),
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text=_("The share of contacts in this stage expected to reach the next one."),
+    )
+    is_goal = models.BooleanField(
+        _("goal stage"),
+        default=False,
+        help_text=_("Reaching this stage counts as converting (e.g. purchase) in touchpoint and attribution reports."),
+    )
+
+    class Meta:
+        verbose_name = _("stage")
+        verbose_name_plural = _("stages")
+        ordering = ["journey", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["journey", "slug"], name="journeys_stage_slug_unique"),
+            models.UniqueConstraint(fields=["journey", "order"], name="journeys_stage_order_unique"),
+            models.UniqueConstraint(
+                fields=["journey"], condition=Q(is_goal=True), name="journeys_stage_one_goal_per_journey"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Touchpoint(TimeStampedModel):
+    """A named place of contact (Instagram ad, product page, checkout, support call...)."""
+
+    name = models.CharField(_("name"), max_length=100)
+    slug = models.SlugField(_("slug"), max_length=64, unique=True)
+    channel = models.CharField(_("channel"), max_length=16, choices=choices.Channel.choices)
+    stage = models.ForeignKey(
+        Stage,
+        verbose_name=_("usual stage"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="touchpoints",
+    )
+    goal = models.CharField(_("goal"), max_length=200, blank=True, help_text=_("What this touchpoint should achieve."))
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("touchpoint")
+        verbose_name_plural = _("touchpoints")
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Event(models.Model):
+    """The touchpoint ledger, high volume: something a contact did, at the time it happened."""
+
+    id = models.BigAutoField(primary_key=True)
+    contact = models.ForeignKey(
+        "crm.Contact",
+        verbose_name=_("contact"),
+        on_delete=models.CASCADE,
+        related_name="events",
+        db_index=False,  # journeys_event_contact_idx leads with it; one index less per insert
+    )
+    type = models.CharField(_("type"), max_length=64, validators=[slug_validator])
+    channel = models.CharField(_("channel"), max_length=16, choices=choices.Channel.choices, blank=True)
+    touchpoint = models.ForeignKey(
+        Touchpoint, verbose_name=_("touchpoint"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    occurred_at = models.DateTimeField(_("occurred at"))
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True)
+    value = models.DecimalField(_("value"), max_digits=14, decimal_places=2, null=True, blank=True)
+    properties = models.JSONField(_("properties"), default=dict, blank=True)
+    source = models.CharField(_("source"), max_length=16, choices=choices.EventSource.choices)
+    idempotency_key = models.CharField(
+        _("idempotency key"),
+        max_length=100,
+        null=True,
+        blank=True,
+        help_text=_("A client's unique id for the event: sending it again stores nothing twice."),
+    )
+
+    class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="journeys_event_idempotency_key_unique",
+            ),
+        ]
+        indexes = [
+            # The 360 timeline and per-contact reads: newest first.
+            models.Index(fields=["contact", "-occurred_at"], name="journeys_event_contact_idx"),
+            # Admin and API lists, newest first, and filters by type over time.
+            models.Index(fields=["-occurred_at", "-id"], name="journeys_event_recent_idx"),
+            models.Index(fields=["type", "-occurred_at"], name="journeys_event_type_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.type} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class Enrollment(TimeStampedModel):
+    """A contact in a journey. `stage` and `stage_entered_at` mirror the latest row of the ledger
+    (StageTransition), written by the same service in the same transaction."""
+
+    contact = models.ForeignKey(
+        "crm.Contact",
+        verbose_name=_("contact"),
+        on_delete=models.CASCADE,
+        related_name="enrollments",
+        db_index=False,  # the (contact, journey) unique constraint serves it
+    )
+    journey = models.ForeignKey(
+        Journey, verbose_name=_("journey"), on_delete=models.PROTECT, related_name="enrollments"
+    )
+    stage = models.ForeignKey(Stage, verbose_name=_("stage"), on_delete=models.PROTECT, related_name="enrollments")
+    stage_entered_at = models.DateTimeField(_("in stage since"))
+    enrolled_at = models.DateTimeField(_("enrolled at"))
+    status = models.CharField(
+        _("status"), max_length=16, choices=choices.EnrollmentStatus.choices, default=choices.EnrollmentStatus.ACTIVE
+    )
+
+    class Meta:
+        verbose_name = _("enrollment")
+        verbose_name_plural = _("enrollments")
+        ordering = ["-stage_entered_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "journey"], name="journeys_enrollment_contact_journey_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["journey", "stage", "stage_entered_at"], name="journeys_enrollment_stage_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.contact_id} in {self.journey_id}"
+
+
+class StageTransition(models.Model):
+    """Append-only ledger of stage moves. Written only by journeys.services; time in stage is
+    derived from it. `from_stage` is empty on enrollment."""
+
+    id = models.BigAutoField(primary_key=True)
+    enrollment = models.ForeignKey(
+        Enrollment,
+        verbose_name=_("enrollment"),
+        on_delete=models.CASCADE,
+        related_name="transitions",
+        db_index=False,  # journeys_transition_enr_idx leads with it
+    )
+    # Copied from the enrollment so funnel queries read one table.
+    journey = models.ForeignKey(
+        Journey, verbose_name=_("journey"), on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    from_stage = models.ForeignKey(
+        Stage, verbose_name=_("from"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    to_stage = models.ForeignKey(Stage, verbose_name=_("to"), on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(_("at"))
+    recorded_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+    source = models.CharField(_("source"), max_length=16, choices=choices.TransitionSource.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    reason = models.CharField(_("reason"), max_length=500, blank=True)
+    event = models.ForeignKey(
+        Event, verbose_name=_("causing event"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rule = models.ForeignKey(
+        "StageRule", verbose_name=_("rule"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    is_backward = models.BooleanField(_("backward"), default=False)
+
+    class Meta:
+        verbose_name = _("stage transition")
+        verbose_name_plural = _("stage transitions")
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["enrollment", "at"], name="journeys_transition_enr_idx"),
+            models.Index(fields=["journey", "to_stage", "at"], name="journeys_transition_stage_idx"),
+            models.Index(fields=["-at", "-id"], name="journeys_transition_recent_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.from_stage_id} -> {self.to_stage_id} @ {self.at:%Y-%m-%d %H:%M}"
+
+
+class StageRule(TimeStampedModel):
+    """An event of `event_type` (whose properties contain `property_match`) moves a contact to `stage`."""
+
+    journey = models.ForeignKey(Journey, verbose_name=_("journey"), on_delete=models.CASCADE, related_name="rules")
+    event_type = models.CharField(_("event type"), max_length=64, validators=[slug_validator])
+    property_match = models.JSONField(
+        _("property match"),
+        default=dict,
+        blank=True,
+        help_text=_('Properties the event must have, e.g. {"plan": "pro"}. Empty: any event of the type.'),
+    )
+    stage = models.ForeignKey(Stage, verbose_name=_("stage"), on_delete=models.CASCADE, related_name="rules")
+    forward_only = models.BooleanField(
+        _("forward only"), default=True, help_text=_("Never move a contact back to an earlier stage.")
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("stage rule")
+        verbose_name_plural = _("stage rules")
+        ordering = ["journey", "event_type", "id"]
+        indexes = [models.Index(fields=["event_type"], name="journeys_rule_type_idx")]
+
+    def __str__(self):
+        return f"{self.event_type} -> {self.stage_id}"
+
+
+class IngestKey(TimeStampedModel):
+    """A secret a website or app uses to post events, and nothing else. Only its hash is kept."""
+
+    PREFIX = "sfk_"
+
+    name = models.CharField(_("name"), max_length=100)
+    key_prefix = models.CharField(_("key starts with"), max_length=16, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    is_active = models.BooleanField(_("active"), default=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+
+    class Meta:
+        verbose_name = _("ingest key")
+        verbose_name_plural = _("ingest keys")
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.key_prefix}…)"
+
+    @staticmethod
+    def hash(raw: str) -> str:
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    @classmethod
+    def generate(cls) -> str:
+        return cls.PREFIX + secrets.token_urlsafe(32)
