@@ -49,6 +49,8 @@ class Command(BaseCommand):
         if not Contact.objects.exists():
             self.stdout.write(f"Loading {contacts} demo contacts...")
             call_command("seed_demo", contacts=contacts, stdout=self.stdout)
+            self.stdout.write("Loading their journeys (events through the stage rules)...")
+            call_command("seed_journeys", stdout=self.stdout)
 
         self.stdout.write(self.style.SUCCESS("\nSafar is ready at http://127.0.0.1:8000/admin/"))
         self.stdout.write(f"  superuser: admin / {password}")
