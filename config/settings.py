@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "crm",
     "journeys",
+    "tickets",
 ]
 
 MIDDLEWARE = [
@@ -155,6 +156,8 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "0")
 EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", "0")
 EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", "30")
+# Where the product is reached from outside: links in emails and survey invitations.
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Safar <noreply@localhost>")
 SERVER_EMAIL = os.environ.get("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 

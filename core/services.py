@@ -1,7 +1,13 @@
-from django.contrib.contenttypes.models import ContentType
-from django.db import models
+import logging
 
-from .models import AuditLog
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.core.mail import send_mass_mail
+from django.db import models, transaction
+
+from .models import AuditLog, Notification
+
+logger = logging.getLogger(__name__)
 
 
 def audit_log_record(*, actor, action: str, obj: models.Model, data: dict | None = None) -> AuditLog:
@@ -22,3 +28,26 @@ def audit_log_redact(*, model: type[models.Model], object_ids, object_repr: str)
         content_type=ContentType.objects.get_for_model(model, for_concrete_model=True),
         object_id__in=[str(pk) for pk in object_ids],
     ).update(object_repr=object_repr[:200])
+
+
+def notifications_send(*, items: list[dict], kind: str, email: bool = True) -> list[Notification]:
+    """Add notifications (dicts of user, title, body, url) to users' in-app lists in one
+    statement, and email them after commit to users who have an address."""
+    rows = Notification.objects.bulk_create(Notification(kind=kind, **item) for item in items)
+    if email:
+        messages = [
+            (row.title, f"{row.body}\n\n{settings.SITE_URL}{row.url}".strip(), None, [row.user.email])
+            for row in rows
+            if row.user.email
+        ]
+        if messages:
+            transaction.on_commit(lambda: _send_quietly(messages))
+    return rows
+
+
+def _send_quietly(messages) -> None:
+    # The in-app notification is already stored; a mail server being down must not undo it.
+    try:
+        send_mass_mail(messages, fail_silently=False)
+    except OSError:
+        logger.exception("Could not email %d notifications", len(messages))

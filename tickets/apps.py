@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class TicketsConfig(AppConfig):
+    name = "tickets"
+    verbose_name = _("Support")
+
+    def ready(self):
+        from . import handlers  # noqa: F401  (timeline, erase and export hooks in crm's registry)

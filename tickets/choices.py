@@ -1,0 +1,76 @@
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Priority(models.TextChoices):
+    LOW = "low", _("Low")
+    NORMAL = "normal", _("Normal")
+    HIGH = "high", _("High")
+    URGENT = "urgent", _("Urgent")
+
+
+class Status(models.TextChoices):
+    NEW = "new", _("New")
+    OPEN = "open", _("Open")
+    # Waiting for the customer: the SLA clock pauses.
+    PENDING = "pending", _("Pending")
+    # Waiting for a third party: the SLA clock pauses.
+    ON_HOLD = "on_hold", _("On hold")
+    RESOLVED = "resolved", _("Resolved")
+    CLOSED = "closed", _("Closed")
+
+
+# The statuses in which the SLA clock runs, and those in which the ticket is done.
+RUNNING = frozenset({Status.NEW, Status.OPEN})
+PAUSED = frozenset({Status.PENDING, Status.ON_HOLD})
+DONE = frozenset({Status.RESOLVED, Status.CLOSED})
+
+# Allowed status moves. Closed is final except for a reopen; pending and on hold are reached
+# only from a ticket someone is working on.
+TRANSITIONS = {
+    Status.NEW: {Status.OPEN, Status.PENDING, Status.ON_HOLD, Status.RESOLVED, Status.CLOSED},
+    Status.OPEN: {Status.PENDING, Status.ON_HOLD, Status.RESOLVED, Status.CLOSED},
+    Status.PENDING: {Status.OPEN, Status.ON_HOLD, Status.RESOLVED, Status.CLOSED},
+    Status.ON_HOLD: {Status.OPEN, Status.PENDING, Status.RESOLVED, Status.CLOSED},
+    Status.RESOLVED: {Status.OPEN, Status.CLOSED},
+    Status.CLOSED: {Status.OPEN},
+}
+
+
+class Channel(models.TextChoices):
+    PHONE = "phone", _("Phone")
+    EMAIL = "email", _("Email")
+    STORE = "store", _("Store visit")
+    WEB = "web", _("Web form")
+    CHAT = "chat", _("Chat")
+    SOCIAL = "social", _("Social media")
+    SURVEY = "survey", _("Survey follow-up")
+    API = "api", _("API")
+
+
+class Category(models.TextChoices):
+    QUESTION = "question", _("Question")
+    PROBLEM = "problem", _("Problem")
+    COMPLAINT = "complaint", _("Complaint")
+    BILLING = "billing", _("Billing")
+    DELIVERY = "delivery", _("Delivery")
+    FEATURE_REQUEST = "feature_request", _("Feature request")
+    OTHER = "other", _("Other")
+
+
+class SlaState(models.TextChoices):
+    OK = "ok", _("On track")
+    AT_RISK = "at_risk", _("At risk")
+    BREACHED = "breached", _("Breached")
+    PAUSED = "paused", _("Paused")
+    MET = "met", _("Met")
+
+
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, _("Monday")
+    TUESDAY = 1, _("Tuesday")
+    WEDNESDAY = 2, _("Wednesday")
+    THURSDAY = 3, _("Thursday")
+    FRIDAY = 4, _("Friday")
+    SATURDAY = 5, _("Saturday")
+    SUNDAY = 6, _("Sunday")

@@ -1,0 +1,296 @@
+"""Support tickets, their comments and status log, and the SLA policies and business calendars
+the clock runs on (see docs/architecture.md, "tickets")."""
+
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from core.models import TimeStampedModel
+from crm.models import validate_timezone
+
+from . import choices
+
+MAX_BODY_CHARS = 20_000
+
+
+def validate_work_days(value):
+    if (
+        not isinstance(value, list)
+        or not value
+        or any(day not in range(7) for day in value)
+        or len(set(value)) != len(value)
+    ):
+        raise ValidationError(_("Give the working days as a list of distinct numbers 0 (Monday) to 6 (Sunday)."))
+
+
+class BusinessCalendar(TimeStampedModel):
+    """When support works: week days and hours in a time zone, minus holidays. Hours that end
+    at or before they start run overnight into the next day."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    timezone = models.CharField(_("time zone"), max_length=64, validators=[validate_timezone])
+    work_days = models.JSONField(
+        _("working days"),
+        validators=[validate_work_days],
+        help_text=_("0 is Monday, 6 is Sunday. Iran: [5, 6, 0, 1, 2] (Saturday to Wednesday)."),
+    )
+    start_time = models.TimeField(_("day starts"))
+    end_time = models.TimeField(_("day ends"))
+
+    class Meta:
+        verbose_name = _("business calendar")
+        verbose_name_plural = _("business calendars")
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+class Holiday(models.Model):
+    calendar = models.ForeignKey(
+        BusinessCalendar, verbose_name=_("calendar"), on_delete=models.CASCADE, related_name="holidays"
+    )
+    date = models.DateField(_("date"))
+    name = models.CharField(_("name"), max_length=100)
+
+    class Meta:
+        verbose_name = _("holiday")
+        verbose_name_plural = _("holidays")
+        ordering = ["date"]
+        constraints = [models.UniqueConstraint(fields=["calendar", "date"], name="tickets_holiday_unique")]
+
+    def __str__(self):
+        return f"{self.date}: {self.name}"
+
+
+class SLAPolicy(TimeStampedModel):
+    """Targets per priority, in business minutes of one calendar."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    calendar = models.ForeignKey(
+        BusinessCalendar, verbose_name=_("calendar"), on_delete=models.PROTECT, related_name="policies"
+    )
+    is_default = models.BooleanField(_("default"), default=False)
+    resolution_comment_required = models.BooleanField(
+        _("resolution comment required"),
+        default=True,
+        help_text=_("A ticket can be resolved or closed only after a public reply."),
+    )
+    at_risk_percent = models.PositiveSmallIntegerField(
+        _("at risk at (%)"),
+        default=80,
+        validators=[MinValueValidator(1)],
+        help_text=_("A ticket is at risk once this share of a target's business time is used."),
+    )
+
+    class Meta:
+        verbose_name = _("SLA policy")
+        verbose_name_plural = _("SLA policies")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="tickets_one_default_sla")
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class SLATarget(models.Model):
+    policy = models.ForeignKey(SLAPolicy, verbose_name=_("policy"), on_delete=models.CASCADE, related_name="targets")
+    priority = models.CharField(_("priority"), max_length=8, choices=choices.Priority.choices)
+    first_response_minutes = models.PositiveIntegerField(_("first response (business minutes)"))
+    next_response_minutes = models.PositiveIntegerField(_("next response (business minutes)"))
+    resolution_minutes = models.PositiveIntegerField(_("resolution (business minutes)"))
+
+    class Meta:
+        verbose_name = _("SLA target")
+        verbose_name_plural = _("SLA targets")
+        constraints = [models.UniqueConstraint(fields=["policy", "priority"], name="tickets_sla_target_unique")]
+
+    def __str__(self):
+        return f"{self.policy_id}/{self.priority}"
+
+
+class Team(TimeStampedModel):
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, verbose_name=_("members"), related_name="support_teams")
+    # Round-robin assignment continues after this member.
+    last_assigned = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+
+    class Meta:
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class CannedReply(TimeStampedModel):
+    """A ready answer. {first_name} and {ticket} are filled in when it is used."""
+
+    title = models.CharField(_("title"), max_length=100)
+    language = models.CharField(_("language"), max_length=8, choices=settings.LANGUAGES, default="en")
+    body = models.TextField(_("body"), validators=[MaxLengthValidator(MAX_BODY_CHARS)])
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("canned reply")
+        verbose_name_plural = _("canned replies")
+        ordering = ["title", "language"]
+
+    def __str__(self):
+        return f"{self.title} ({self.language})"
+
+
+class Ticket(TimeStampedModel):
+    """A customer's problem or question. SLA due times are derived from the status log and
+    the comments by tickets.sla and stored for sorting; the services refresh them on every change."""
+
+    contact = models.ForeignKey(
+        "crm.Contact", verbose_name=_("contact"), on_delete=models.PROTECT, related_name="tickets"
+    )
+    subject = models.CharField(_("subject"), max_length=200)
+    description = models.TextField(_("description"), blank=True, validators=[MaxLengthValidator(MAX_BODY_CHARS)])
+    channel = models.CharField(_("channel"), max_length=16, choices=choices.Channel.choices)
+    category = models.CharField(
+        _("category"), max_length=16, choices=choices.Category.choices, default=choices.Category.QUESTION
+    )
+    priority = models.CharField(
+        _("priority"), max_length=8, choices=choices.Priority.choices, default=choices.Priority.NORMAL
+    )
+    status = models.CharField(_("status"), max_length=8, choices=choices.Status.choices, default=choices.Status.NEW)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("assignee"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_tickets",
+    )
+    team = models.ForeignKey(
+        Team, verbose_name=_("team"), null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
+    )
+    tags = models.ManyToManyField("crm.Tag", verbose_name=_("tags"), blank=True, related_name="tickets")
+    sla_policy = models.ForeignKey(
+        SLAPolicy, verbose_name=_("SLA policy"), on_delete=models.PROTECT, related_name="tickets"
+    )
+    first_response_due_at = models.DateTimeField(_("first response due"), null=True, blank=True)
+    first_response_at_risk_at = models.DateTimeField(null=True, blank=True, editable=False)
+    next_response_due_at = models.DateTimeField(_("next response due"), null=True, blank=True)
+    resolution_due_at = models.DateTimeField(_("resolution due"), null=True, blank=True)
+    resolution_at_risk_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The earliest of the running due times: the queue sorts by it.
+    due_at = models.DateTimeField(_("due"), null=True, blank=True)
+    sla_state = models.CharField(_("SLA"), max_length=8, choices=choices.SlaState.choices, default=choices.SlaState.OK)
+    first_responded_at = models.DateTimeField(_("first response at"), null=True, blank=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    # Journey stage ids (journeys.Stage) when the ticket opened and closed: the tickets report
+    # groups by them. Plain ids so that deleting a stage never touches a ticket.
+    stage_at_open = models.ForeignKey(
+        "journeys.Stage",
+        verbose_name=_("journey stage at open"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    stage_at_close = models.ForeignKey(
+        "journeys.Stage",
+        verbose_name=_("journey stage at close"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    merged_into = models.ForeignKey(
+        "self", verbose_name=_("merged into"), null=True, blank=True, on_delete=models.SET_NULL, related_name="merged"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    history = HistoricalRecords(excluded_fields=["first_response_at_risk_at", "resolution_at_risk_at", "due_at"])
+
+    class Meta:
+        verbose_name = _("ticket")
+        verbose_name_plural = _("tickets")
+        ordering = ["-created_at", "-id"]
+        permissions = [("view_all_tickets", _("Can see every ticket, not only those of their own contacts"))]
+        indexes = [
+            models.Index(fields=["status", "due_at"], name="tickets_queue_idx"),
+            models.Index(fields=["assignee", "status", "due_at"], name="tickets_mine_idx"),
+            models.Index(fields=["contact", "-created_at"], name="tickets_contact_idx"),
+            # The beat pass reads only tickets whose times have passed; done and paused ones hold NULL.
+            models.Index(fields=["due_at"], name="tickets_due_idx"),
+            models.Index(fields=["first_response_at_risk_at"], name="tickets_first_risk_idx"),
+            models.Index(fields=["resolution_at_risk_at"], name="tickets_resolution_risk_idx"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.subject}"
+
+
+class TicketComment(models.Model):
+    """A public reply (the customer sees it) or an internal note."""
+
+    ticket = models.ForeignKey(Ticket, verbose_name=_("ticket"), on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("author"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    body = models.TextField(_("body"), validators=[MaxLengthValidator(MAX_BODY_CHARS)])
+    is_public = models.BooleanField(
+        _("public reply"), default=True, help_text=_("Off: an internal note only staff see.")
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("comment")
+        verbose_name_plural = _("comments")
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["ticket", "created_at"], name="tickets_comment_idx")]
+
+    def __str__(self):
+        return f"{self.ticket_id}: {self.body[:40]}"
+
+
+class TicketStatusChange(models.Model):
+    """The status log: the SLA clock is read from it. Append-only."""
+
+    id = models.BigAutoField(primary_key=True)
+    ticket = models.ForeignKey(
+        Ticket, verbose_name=_("ticket"), on_delete=models.CASCADE, related_name="status_changes"
+    )
+    from_status = models.CharField(_("from"), max_length=8, choices=choices.Status.choices, blank=True)
+    to_status = models.CharField(_("to"), max_length=8, choices=choices.Status.choices)
+    at = models.DateTimeField(_("at"))
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("actor"), null=True, blank=True, on_delete=models.SET_NULL
+    )
+    note = models.CharField(_("note"), max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = _("status change")
+        verbose_name_plural = _("status changes")
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["ticket", "at"], name="tickets_status_log_idx")]
+
+    def __str__(self):
+        return f"{self.ticket_id}: {self.from_status} -> {self.to_status}"

@@ -1,0 +1,380 @@
+"""Writes for tickets. Each service locks the ticket, checks the move against the status map,
+writes its log row in the same transaction, recomputes the SLA clock from the log, and sends
+side effects after commit."""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from core.exceptions import DomainError
+from core.services import audit_log_record, notifications_send
+from journeys import selectors as journey_selectors
+
+from . import choices, sla
+from .models import BusinessCalendar, SLAPolicy, SLATarget, Team, Ticket, TicketComment, TicketStatusChange
+from .signals import ticket_resolved
+
+User = get_user_model()
+
+
+class InvalidTicketMove(DomainError):
+    code = "invalid_status"
+
+
+def sla_policy_default() -> SLAPolicy:
+    policy = SLAPolicy.objects.filter(is_default=True).first() or SLAPolicy.objects.order_by("pk").first()
+    if policy is None:
+        raise DomainError(_("Set up an SLA policy first."), code="no_sla_policy", field="sla_policy")
+    return policy
+
+
+def _calendar(calendar: BusinessCalendar) -> sla.Calendar:
+    return sla.Calendar.from_model(calendar)
+
+
+def _targets(ticket: Ticket) -> sla.Targets:
+    target = SLATarget.objects.filter(policy_id=ticket.sla_policy_id, priority=ticket.priority).first()
+    if target is None:
+        raise DomainError(
+            _("The SLA policy has no target for %(priority)s priority.") % {"priority": ticket.get_priority_display()},
+            code="no_sla_target",
+            field="priority",
+        )
+    return sla.Targets(
+        first_response=target.first_response_minutes * 60,
+        next_response=target.next_response_minutes * 60,
+        resolution=target.resolution_minutes * 60,
+        at_risk_percent=ticket.sla_policy.at_risk_percent,
+    )
+
+
+def ticket_clock(ticket: Ticket, *, now: datetime | None = None) -> sla.Clock:
+    """The SLA clock of a ticket, from its status log and replies (3-4 queries)."""
+    now = now or timezone.now()
+    log = list(ticket.status_changes.order_by("at", "id").values_list("at", "to_status"))
+    replies = list(
+        ticket.comments.filter(is_public=True, author__isnull=False)
+        .order_by("created_at", "id")
+        .values_list("created_at", flat=True)
+    )
+    policy = ticket.sla_policy
+    return sla.compute(
+        calendar=_calendar(policy.calendar),
+        targets=_targets(ticket),
+        created_at=ticket.created_at,
+        log=log,
+        replies=replies,
+        now=now,
+    )
+
+
+def _refresh_sla(ticket: Ticket, *, now: datetime | None = None) -> list[str]:
+    """Store the due times the queue sorts and the beat task scans by. Returns changed fields."""
+    now = now or timezone.now()
+    clock = ticket_clock(ticket, now=now)
+    values = {
+        "first_response_due_at": clock.first_response.due,
+        "first_response_at_risk_at": clock.first_response.at_risk_at,
+        "next_response_due_at": clock.next_response.due if clock.next_response else None,
+        "resolution_due_at": clock.resolution.due,
+        "resolution_at_risk_at": clock.resolution.at_risk_at,
+        "due_at": clock.due,
+        "sla_state": clock.state(now),
+    }
+    changed = [name for name, value in values.items() if getattr(ticket, name) != value]
+    for name in changed:
+        setattr(ticket, name, values[name])
+    return changed
+
+
+def _log_status(
+    ticket: Ticket, *, to_status: str, actor, at: datetime, note: str = "", initial: bool = False
+) -> TicketStatusChange:
+    change = TicketStatusChange.objects.create(
+        ticket=ticket, from_status="" if initial else ticket.status, to_status=to_status, at=at, actor=actor, note=note
+    )
+    ticket.status = to_status
+    return change
+
+
+def _save(ticket: Ticket, actor, fields: Iterable[str]) -> None:
+    ticket._history_user = actor
+    ticket.save(update_fields=[*set(fields), "updated_at"])
+
+
+def _lock(ticket: Ticket) -> Ticket:
+    return Ticket.objects.select_for_update(of=("self",)).select_related("sla_policy__calendar").get(pk=ticket.pk)
+
+
+def _check_assignee(assignee) -> None:
+    if assignee is not None and not (
+        assignee.is_active and assignee.is_staff and assignee.has_perm("tickets.change_ticket")
+    ):
+        raise DomainError(_("Tickets can be assigned only to support staff."), code="bad_assignee", field="assignee")
+
+
+@transaction.atomic
+def ticket_create(
+    *,
+    contact,
+    subject: str,
+    channel: str,
+    actor,
+    description: str = "",
+    category: str = choices.Category.QUESTION,
+    priority: str = choices.Priority.NORMAL,
+    assignee=None,
+    team: Team | None = None,
+    tags: Iterable = (),
+    sla_policy: SLAPolicy | None = None,
+) -> Ticket:
+    if contact.erased_at:
+        raise DomainError(_("This contact was erased."), code="erased", field="contact")
+    _check_assignee(assignee)
+    ticket = Ticket(
+        contact=contact,
+        subject=subject.strip(),
+        description=description.strip(),
+        channel=channel,
+        category=category,
+        priority=priority,
+        assignee=assignee,
+        team=team,
+        sla_policy=sla_policy or sla_policy_default(),
+        stage_at_open=journey_selectors.contact_current_stage(contact_id=contact.pk),
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    ticket.full_clean(exclude=["sla_state"])
+    ticket._history_user = actor
+    ticket.save()
+    _log_status(ticket, to_status=choices.Status.NEW, actor=ticket.created_by, at=ticket.created_at, initial=True)
+    changed = _refresh_sla(ticket)
+    if changed:
+        Ticket.objects.filter(pk=ticket.pk).update(**{name: getattr(ticket, name) for name in changed})
+    if tags:
+        ticket.tags.set(tags)
+    if team is not None and assignee is None:
+        ticket_assign_round_robin(ticket=ticket, team=team, actor=actor)
+        ticket.refresh_from_db()
+    return ticket
+
+
+@transaction.atomic
+def ticket_comment(*, ticket: Ticket, author, body: str, is_public: bool = True) -> TicketComment:
+    """A public reply or an internal note. An agent's first public reply is the first response;
+    a public reply to a new ticket opens it."""
+    ticket = _lock(ticket)
+    if ticket.merged_into_id:
+        raise DomainError(
+            _("This ticket was merged into #%(id)s; comment there.") % {"id": ticket.merged_into_id},
+            code="merged",
+            field="body",
+        )
+    if ticket.status == choices.Status.CLOSED:
+        raise DomainError(_("This ticket is closed; reopen it to reply."), code="closed", field="body")
+    body = body.strip()
+    comment = TicketComment(ticket=ticket, author=author, body=body, is_public=is_public)
+    comment.full_clean()
+    comment.save()
+    fields = []
+    if is_public and author is not None:
+        if ticket.first_responded_at is None:
+            ticket.first_responded_at = comment.created_at
+            fields.append("first_responded_at")
+        if ticket.status == choices.Status.NEW:
+            _log_status(ticket, to_status=choices.Status.OPEN, actor=author, at=comment.created_at)
+            fields.append("status")
+    fields += _refresh_sla(ticket)
+    _save(ticket, author, fields)
+    return comment
+
+
+@transaction.atomic
+def ticket_change_status(*, ticket: Ticket, status: str, actor, note: str = "") -> Ticket:
+    ticket = _lock(ticket)
+    return _change_status(ticket, status=status, actor=actor, note=note)
+
+
+def _change_status(ticket: Ticket, *, status: str, actor, note: str = "", merged: bool = False) -> Ticket:
+    if status not in choices.Status.values:
+        raise InvalidTicketMove(_("Unknown status."), field="status")
+    if ticket.merged_into_id and not merged:
+        raise InvalidTicketMove(_("This ticket was merged; work on the one it was merged into."), field="status")
+    if status == ticket.status:
+        raise InvalidTicketMove(_("The ticket is already in this status."), field="status")
+    if status not in choices.TRANSITIONS[ticket.status]:
+        raise InvalidTicketMove(
+            _("A ticket cannot go from %(from)s to %(to)s.")
+            % {"from": ticket.get_status_display(), "to": choices.Status(status).label},
+            field="status",
+        )
+    done = status in choices.DONE
+    if (
+        done
+        and not merged
+        and ticket.sla_policy.resolution_comment_required
+        and not ticket.comments.filter(is_public=True, author__isnull=False).exists()
+    ):
+        raise InvalidTicketMove(
+            _("Reply to the customer before resolving or closing this ticket."),
+            code="resolution_comment_required",
+            field="status",
+        )
+    now = timezone.now()
+    was_done = ticket.status in choices.DONE
+    _log_status(ticket, to_status=status, actor=actor, at=now, note=note)
+    fields = ["status"]
+    if status == choices.Status.RESOLVED or (status == choices.Status.CLOSED and not ticket.resolved_at):
+        ticket.resolved_at = now
+        fields.append("resolved_at")
+    if status == choices.Status.CLOSED:
+        ticket.closed_at = now
+        fields.append("closed_at")
+    if done:
+        ticket.stage_at_close = journey_selectors.contact_current_stage(contact_id=ticket.contact_id)
+        fields.append("stage_at_close")
+    elif was_done:  # reopened
+        ticket.resolved_at = ticket.closed_at = ticket.stage_at_close = None
+        fields += ["resolved_at", "closed_at", "stage_at_close"]
+    fields += _refresh_sla(ticket, now=now)
+    _save(ticket, actor, fields)
+    if done and not was_done and not merged:
+        ticket_id = ticket.pk
+        transaction.on_commit(lambda: ticket_resolved.send(sender=Ticket, ticket_id=ticket_id))
+    return ticket
+
+
+def ticket_resolve(*, ticket: Ticket, actor, note: str = "") -> Ticket:
+    return ticket_change_status(ticket=ticket, status=choices.Status.RESOLVED, actor=actor, note=note)
+
+
+@transaction.atomic
+def ticket_reopen(*, ticket: Ticket, actor, note: str = "") -> Ticket:
+    ticket = _lock(ticket)
+    if ticket.status not in choices.DONE:
+        raise InvalidTicketMove(_("Only a resolved or closed ticket can be reopened."), field="status")
+    return _change_status(ticket, status=choices.Status.OPEN, actor=actor, note=note)
+
+
+@transaction.atomic
+def ticket_assign(*, ticket: Ticket, assignee, actor, team: Team | None = None) -> Ticket:
+    ticket = _lock(ticket)
+    _check_assignee(assignee)
+    if ticket.merged_into_id:
+        raise DomainError(_("This ticket was merged."), code="merged", field="assignee")
+    ticket.assignee = assignee
+    fields = ["assignee"]
+    if team is not None:
+        ticket.team = team
+        fields.append("team")
+    _save(ticket, actor, fields)
+    return ticket
+
+
+@transaction.atomic
+def ticket_assign_round_robin(*, ticket: Ticket, team: Team, actor) -> Ticket:
+    """Give the ticket to the team's next member after the one who got the last ticket."""
+    team = Team.objects.select_for_update().get(pk=team.pk)
+    members = [
+        user
+        for user in team.members.filter(is_active=True, is_staff=True).order_by("pk")
+        if user.has_perm("tickets.change_ticket")
+    ]
+    if not members:
+        raise DomainError(_("This team has no support staff to assign to."), code="empty_team", field="team")
+    following = [user for user in members if team.last_assigned_id is None or user.pk > team.last_assigned_id]
+    assignee = (following or members)[0]
+    team.last_assigned = assignee
+    team.save(update_fields=["last_assigned", "updated_at"])
+    return ticket_assign(ticket=ticket, assignee=assignee, team=team, actor=actor)
+
+
+@transaction.atomic
+def ticket_merge(*, source: Ticket, target: Ticket, actor) -> Ticket:
+    """Merge `source` into `target`: its comments move, it closes, and both say so in a note."""
+    if source.pk == target.pk:
+        raise DomainError(_("A ticket cannot be merged into itself."), code="same_ticket", field="target")
+    first, second = sorted([source, target], key=lambda t: t.pk)  # one lock order: no deadlock
+    locked = {t.pk: _lock(t) for t in (first, second)}
+    source, target = locked[source.pk], locked[target.pk]
+    if source.contact_id != target.contact_id:
+        raise DomainError(_("Only tickets of the same contact can be merged."), code="other_contact", field="target")
+    if source.merged_into_id or target.merged_into_id:
+        raise DomainError(_("One of these tickets was already merged."), code="merged", field="target")
+    if target.status == choices.Status.CLOSED:
+        raise DomainError(_("Merge into a ticket that is not closed."), code="closed", field="target")
+    moved = source.comments.update(ticket=target)
+    TicketComment.objects.create(
+        ticket=target, author=actor, is_public=False, body=_("Merged ticket #%(id)s into this one.") % {"id": source.pk}
+    )
+    TicketComment.objects.create(
+        ticket=source, author=actor, is_public=False, body=_("Merged into ticket #%(id)s.") % {"id": target.pk}
+    )
+    source.merged_into = target
+    _save(source, actor, ["merged_into"])
+    if source.status != choices.Status.CLOSED:
+        _change_status(source, status=choices.Status.CLOSED, actor=actor, note="merged", merged=True)
+    if target.first_responded_at is None or (
+        source.first_responded_at and source.first_responded_at < target.first_responded_at
+    ):
+        target.first_responded_at = source.first_responded_at
+    _save(target, actor, ["first_responded_at", *_refresh_sla(target)])
+    audit_log_record(
+        actor=actor, action="ticket.merge", obj=target, data={"merged": source.pk, "comments_moved": moved}
+    )
+    return target
+
+
+def tickets_sla_check(*, now: datetime | None = None) -> dict[str, int]:
+    """The beat pass: mark running tickets that crossed their at-risk or due time, and tell their
+    assignees. Reads only tickets whose stored times passed, through partial indexes."""
+    now = now or timezone.now()
+    open_tickets = Ticket.objects.exclude(status__in=choices.DONE)
+    with transaction.atomic():
+        breached = list(
+            open_tickets.select_for_update(skip_locked=True, of=("self",))
+            .filter(due_at__lte=now)
+            .exclude(sla_state=choices.SlaState.BREACHED)
+            .select_related("assignee")
+        )
+        risky = list(
+            open_tickets.select_for_update(skip_locked=True, of=("self",))
+            .filter(
+                Q(first_response_at_risk_at__lte=now, first_responded_at__isnull=True)
+                | Q(resolution_at_risk_at__lte=now),
+                sla_state=choices.SlaState.OK,
+            )
+            .select_related("assignee")
+        )
+        risky = [t for t in risky if t.pk not in {b.pk for b in breached}]
+        Ticket.objects.filter(pk__in=[t.pk for t in breached]).update(sla_state=choices.SlaState.BREACHED)
+        Ticket.objects.filter(pk__in=[t.pk for t in risky]).update(sla_state=choices.SlaState.AT_RISK)
+        _notify(breached, kind="ticket.sla_breached")
+        _notify(risky, kind="ticket.sla_at_risk")
+    return {"breached": len(breached), "at_risk": len(risky)}
+
+
+def _notify(tickets: list[Ticket], *, kind: str) -> None:
+    by_user = defaultdict(list)
+    for ticket in tickets:
+        if ticket.assignee_id:
+            by_user[ticket.assignee].append(ticket)
+    items = []
+    for user, own in by_user.items():
+        for ticket in own:
+            title = (
+                _("SLA breached: #%(id)s %(subject)s")
+                if kind == "ticket.sla_breached"
+                else _("SLA at risk: #%(id)s %(subject)s")
+            ) % {"id": ticket.pk, "subject": ticket.subject}
+            url = reverse("admin:tickets_ticket_change", args=[ticket.pk])
+            items.append({"user": user, "title": title[:200], "body": "", "url": url})
+    if items:
+        notifications_send(items=items, kind=kind)
