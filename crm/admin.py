@@ -1,4 +1,4 @@
-import codecs
+import csv
 import json
 
 from django import forms
@@ -24,11 +24,11 @@ from simple_history.admin import SimpleHistoryAdmin
 from core.admin import ModelAdmin, TabularInline, ltr
 from core.exceptions import DomainError
 
-from . import selectors, services
-from .choices import ContactSource
+from . import imports, registry, selectors, services
+from .choices import ContactSource, ImportFormat, ImportStatus
 from .filtersets import contact_search_q
-from .models import Company, Consent, Contact, Persona, Segment, Tag
-from .resources import ContactResource
+from .models import Company, Consent, Contact, ImportJob, Persona, Segment, Tag
+from .resources import COLUMNS, ContactResource
 
 User = get_user_model()
 LTR_FIELDS = ("email", "phone", "external_id", "domain", "referral_code", "timezone")
@@ -45,6 +45,16 @@ class LtrInputsMixin:
 
 
 class ContactImportForm(ImportForm):
+    """The upload of the contact import: a file, its format, and whether to check it only.
+    The file as a whole (size, encoding, columns) is checked here, so those mistakes show at
+    once; the rows are checked by the import job (crm.imports)."""
+
+    dry_run = forms.BooleanField(
+        label=_("Check only"),
+        required=False,
+        help_text=_("Check every row and import nothing. The result page offers to import the file."),
+    )
+
     def __init__(self, formats, resources, **kwargs):
         super().__init__(formats, resources, **kwargs)
         self.import_formats = formats
@@ -63,20 +73,13 @@ class ContactImportForm(ImportForm):
     def clean(self):
         cleaned_data = super().clean()
         upload, index = cleaned_data.get("import_file"), cleaned_data.get("format")
-        if upload and str(index).isdigit() and not self.import_formats[int(index)]().is_binary():
-            # Excel saves "CSV" in the Windows code page (cp1256 for Persian and Arabic).
-            decoder = codecs.getincrementaldecoder("utf-8")()
+        if upload and str(index).isdigit() and int(index) < len(self.import_formats):
+            cleaned_data["file_format"] = self.import_formats[int(index)]().get_title()
+            cleaned_data["data"] = b"".join(upload.chunks())
             try:
-                for chunk in upload.chunks():
-                    decoder.decode(chunk)
-                decoder.decode(b"", final=True)
-            except UnicodeDecodeError:
-                self.add_error(
-                    "import_file",
-                    _("The file is not UTF-8 text. Save it as “CSV UTF-8” (or as XLSX) and upload it again."),
-                )
-            finally:
-                upload.seek(0)
+                imports.import_file_read(data=cleaned_data["data"], file_format=cleaned_data["file_format"])
+            except imports.ImportFileError as exc:
+                self.add_error("import_file", exc.message)
         return cleaned_data
 
 
@@ -186,6 +189,17 @@ class ContactAdmin(LtrInputsMixin, ImportMixin, ExportActionMixin, SimpleHistory
     autocomplete_fields = ("company", "owner", "persona", "referred_by", "tags")
     readonly_fields = ("referral_code", "source", "created_at", "updated_at", "erased_at", "duplicates_link")
     inlines = [ConsentInline]
+
+    def get_inlines(self, request, obj):
+        # Higher apps add theirs through crm's registry, so crm imports none of them.
+        return [*super().get_inlines(request, obj), *(inline for _key, inline in registry.contact_inlines.items())]
+
+    change_form_template = "admin/crm/contact/change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        links = [(label, reverse(name, args=[object_id])) for _key, (label, name) in registry.contact_links.items()]
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "contact_links": links})
+
     actions = ["assign_owner", "add_tag", "merge_two", "erase_contacts", "download_personal_data"]
     date_hierarchy = None
     fieldsets = (
@@ -256,17 +270,42 @@ class ContactAdmin(LtrInputsMixin, ImportMixin, ExportActionMixin, SimpleHistory
             return queryset
         return queryset.filter(models.Q(owner__isnull=True) | models.Q(owner=request.user))
 
-    def process_result(self, result, request):
-        # The confirm step reads the file again; if it no longer validates (someone saved a
-        # contact with one of its emails since the preview), nothing was written: say so.
-        if result.has_errors() or result.has_validation_errors():
-            self.message_user(
-                request,
-                _("Nothing was imported: the file no longer validates. Upload it again to see the errors."),
-                messages.ERROR,
+    def get_import_formats(self):
+        # The formats crm.imports reads.
+        return [f for f in super().get_import_formats() if f().get_title() in ImportFormat.values]
+
+    def import_action(self, request, **kwargs):
+        """Upload a file: it becomes an ImportJob run by Celery, and the user goes to its page,
+        which shows progress and then the result or every bad row."""
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        form = self.create_import_form(request)
+        if request.method == "POST" and form.is_valid():
+            job = imports.import_job_create(
+                actor=request.user,
+                data=form.cleaned_data["data"],
+                file_name=form.cleaned_data["import_file"].name,
+                file_format=form.cleaned_data["file_format"],
+                dry_run=form.cleaned_data["dry_run"],
             )
-            return HttpResponseRedirect(reverse("admin:crm_contact_import"))
-        return super().process_result(result, request)
+            return HttpResponseRedirect(reverse("admin:crm_importjob_change", args=[job.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            **self.get_import_context_data(),
+            "title": _("Import"),
+            "form": form,
+            "opts": self.model._meta,
+            "media": self.media + form.media,
+            "fields_list": [(_("Contacts"), [c for c in COLUMNS if c not in imports.READ_ONLY_COLUMNS])],
+            "import_error_display": self.import_error_display,
+            "recent_jobs": ImportJobAdmin.visible(request).filter(created_by=request.user)[:5],
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, [self.import_template_name], context)
+
+    def process_import(self, request, **kwargs):
+        # The confirm step of django-import-export's preview; the check-only job replaces it.
+        return HttpResponseRedirect(reverse("admin:crm_contact_import"))
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -496,3 +535,130 @@ class ConsentAdmin(ModelAdmin):
             contact=form.cleaned_data["contact"], actor=request.user, ip_address=request.META.get("REMOTE_ADDR"), **data
         )
         obj.pk = form.instance.pk
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(ModelAdmin):
+    """Contact imports, read-only: progress while a job runs, then its counts or every bad row.
+    Whoever may import contacts sees their own jobs; those who change any contact see all."""
+
+    list_display = (
+        "id",
+        "file_name",
+        "status",
+        "progress",
+        "created_count",
+        "updated_count",
+        "bad_rows",
+        "created_by",
+        "created_at",
+    )
+    list_display_links = ("id", "file_name")
+    list_filter = ("status", "dry_run", "file_format")
+    list_select_related = ("created_by",)
+    ERRORS_SHOWN = 500
+
+    @staticmethod
+    def visible(request):
+        jobs = ImportJob.objects.defer("content").select_related("created_by")
+        if request.user.has_perm("crm.change_any_contact"):
+            return jobs
+        return jobs.filter(created_by=request.user)
+
+    def get_queryset(self, request):
+        return self.visible(request)
+
+    @staticmethod
+    def may_import(request) -> bool:
+        return request.user.has_perm("crm.add_contact")  # ContactAdmin.has_import_permission
+
+    @staticmethod
+    def runnable(pk):
+        """The check-only job, if its file passed and is still stored."""
+        return ImportJob.objects.filter(pk=pk, dry_run=True, status=ImportStatus.DONE).exclude(content=b"")
+
+    def has_view_permission(self, request, obj=None):
+        return self.may_import(request)
+
+    def has_module_permission(self, request):
+        return self.has_view_permission(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("progress"))
+    def progress(self, obj):
+        return f"{obj.processed_rows:,} / {obj.total_rows:,}"
+
+    @admin.display(description=_("bad rows"))
+    def bad_rows(self, obj):
+        return len(obj.errors)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/errors.csv", view(self.errors_csv_view), name="crm_importjob_errors"),
+            path("<int:pk>/run/", view(self.run_view), name="crm_importjob_run"),
+            *super().get_urls(),
+        ]
+
+    def get_job(self, request, pk) -> ImportJob:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return get_object_or_404(self.get_queryset(request), pk=pk)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        job = self.get_job(request, object_id)
+        rows = [
+            {"line": e["line"], "count": sum(len(m) for m in e["errors"].values()), "errors": e["errors"]}
+            for e in job.errors[: self.ERRORS_SHOWN]
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": str(job),
+            "job": job,
+            "opts": self.model._meta,
+            "rows": rows,
+            "more_errors": max(len(job.errors) - self.ERRORS_SHOWN, 0),
+            "can_run": self.may_import(request) and self.runnable(job.pk).exists(),
+        }
+        return TemplateResponse(request, "admin/crm/importjob/change_form.html", context)
+
+    def errors_csv_view(self, request, pk):
+        """Every bad row of a job as CSV: line, column, message."""
+        job = self.get_job(request, pk)
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
+        response.write("\ufeff")  # a BOM, so Excel reads the file as UTF-8
+        writer = csv.writer(response)
+        writer.writerow([_("line"), _("column"), _("error")])
+        for entry in job.errors:
+            for column, messages_ in entry["errors"].items():
+                for message in messages_:
+                    writer.writerow([entry["line"], column, message])
+        return response
+
+    def run_view(self, request, pk):
+        """Import for real a file whose check-only job found no bad row."""
+        job = self.get_job(request, pk)
+        if request.method != "POST" or not self.may_import(request):
+            raise PermissionDenied
+        source = self.runnable(job.pk).first()
+        if source is None:
+            self.message_user(request, _("This file cannot be imported from here; upload it again."), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:crm_contact_import"))
+        try:
+            new = imports.import_job_create(
+                actor=request.user,
+                data=bytes(source.content),
+                file_name=source.file_name,
+                file_format=source.file_format,
+            )
+        except imports.ImportFileError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:crm_contact_import"))
+        ImportJob.objects.filter(pk=source.pk).update(content=b"")  # one copy of the upload is enough
+        return HttpResponseRedirect(reverse("admin:crm_importjob_change", args=[new.pk]))

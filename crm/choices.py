@@ -70,3 +70,16 @@ class ContactSource(models.TextChoices):
     IMPORT = "import", _("Import")
     EVENT = "event", _("Event")
     DEMO = "demo", _("Demo data")
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    # Nothing was written: the file had bad rows, could not be read, or the job crashed.
+    FAILED = "failed", _("Failed")
+
+
+class ImportFormat(models.TextChoices):
+    CSV = "csv", "CSV"
+    XLSX = "xlsx", "XLSX"

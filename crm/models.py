@@ -323,3 +323,62 @@ class Consent(models.Model):
 
     def __str__(self):
         return f"{self.contact_id} {self.channel}/{self.purpose}: {self.status}"
+
+
+class ImportJob(TimeStampedModel):
+    """One uploaded contact file and what importing it did (crm.imports, crm.tasks).
+
+    The file is kept in the database (`content`), not under MEDIA_ROOT: the web process and
+    the Celery worker may run on different machines with no shared disk, a job and its file
+    are created in one transaction (no orphan files when it rolls back), and the upload is
+    small (CRM_IMPORT_MAX_BYTES). The content is emptied once a real import has run, so
+    personal data does not linger in old uploads."""
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("uploaded by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    file_name = models.CharField(_("file name"), max_length=255)
+    file_format = models.CharField(_("format"), max_length=8, choices=choices.ImportFormat.choices)
+    file_size = models.PositiveIntegerField(_("file size"), default=0, help_text=_("In bytes."))
+    content = models.BinaryField(_("file content"), blank=True, editable=False)
+    dry_run = models.BooleanField(_("check only"), default=False, help_text=_("Validate every row and write nothing."))
+    status = models.CharField(
+        _("status"), max_length=8, choices=choices.ImportStatus.choices, default=choices.ImportStatus.QUEUED
+    )
+    total_rows = models.PositiveIntegerField(_("rows in the file"), default=0)
+    processed_rows = models.PositiveIntegerField(_("rows processed"), default=0)
+    created_count = models.PositiveIntegerField(_("contacts created"), default=0)
+    updated_count = models.PositiveIntegerField(_("contacts updated"), default=0)
+    skipped_count = models.PositiveIntegerField(_("rows unchanged"), default=0)
+    errors = models.JSONField(
+        _("row errors"),
+        default=list,
+        blank=True,
+        help_text=_('One entry per bad row: {"line": 3, "errors": {"phone": ["..."]}}; line 1 is the header.'),
+    )
+    error_message = models.TextField(_("error"), blank=True, help_text=_("What was wrong with the file as a whole."))
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("contact import")
+        verbose_name_plural = _("contact imports")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return _("Import #%(id)s: %(name)s") % {"id": self.pk, "name": self.file_name}
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (choices.ImportStatus.DONE, choices.ImportStatus.FAILED)
+
+    @property
+    def percent(self) -> int:
+        if self.finished:
+            return 100
+        return int(100 * self.processed_rows / self.total_rows) if self.total_rows else 0

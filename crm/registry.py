@@ -7,6 +7,7 @@ never imports them (see docs/architecture.md, "Layers").
 - erase: handlers that scrub personal data of an erased contact from their rows.
 - export: providers of the GDPR data export, each returning JSON-ready data.
 - contact_inlines: admin inline classes shown on the contact page (enrollments, tickets...).
+- contact_links: (label, URL name taking the contact id) shown as buttons on the contact page.
 """
 
 from collections.abc import Callable
@@ -46,3 +47,4 @@ merge_handlers = Registry("merge")
 erase_handlers = Registry("erase")
 exporters = Registry("export")
 contact_inlines = Registry("contact_inlines")
+contact_links = Registry("contact_links")

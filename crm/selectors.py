@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Lower
 from django.http import QueryDict
 
 from core.selectors import audit_log_data
@@ -210,9 +211,11 @@ def contacts_match_refs(refs) -> dict[ContactRef, tuple[int, bool]]:
     phones = {r.phone for r in refs if r.phone}
     if not (ids or external_ids or emails or phones):
         return {}
-    condition = Q(pk__in=ids) | Q(external_id__in=external_ids) | Q(email__in=emails) | Q(phone__in=phones)
+    # lower(email) is what the unique index holds: a plain email IN (...) would probe the trigram index per email.
+    condition = Q(pk__in=ids) | Q(external_id__in=external_ids) | Q(email_lower__in=emails) | Q(phone__in=phones)
     by_key: dict[tuple[str, object], tuple[int, bool]] = {}
-    for pk, external_id, email, phone, erased_at in Contact.objects.filter(condition).values_list(
+    rows = Contact.objects.annotate(email_lower=Lower("email")).filter(condition)
+    for pk, external_id, email, phone, erased_at in rows.values_list(
         "pk", "external_id", "email", "phone", "erased_at"
     ):
         found = (pk, erased_at is not None)

@@ -12,9 +12,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from core.models import AuditLog
+from core.models import AuditLog, Notification
 from crm import services
-from crm.models import Consent, Contact
+from crm.models import Consent, Contact, ImportJob
 from tests.factories import (
     CompanyFactory,
     ConsentFactory,
@@ -522,13 +522,15 @@ def test_every_crm_and_core_admin_page_opens_for_a_manager(client, dave, model):
     ConsentFactory(contact=contact)
     SegmentFactory(filters={"tag": ["vip"]})
     services.contact_export(contact=contact, actor=dave)
+    ImportJob.objects.create(created_by=dave, file_name="c.csv", file_format="csv", errors=[{"line": 2, "errors": {}}])
+    Notification.objects.create(user=dave, title="SLA at risk: #1", kind="ticket.sla_at_risk", url="/admin/")
     client.force_login(dave)
     opts = model._meta
     changelist = client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
     assert changelist.status_code == 200
     add = client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_add"))
-    # the audit log is written by the system only
-    assert add.status_code == (403 if model is AuditLog else 200)
+    # the audit log, import jobs and notifications are written by the system only
+    assert add.status_code == (403 if model in (AuditLog, ImportJob, Notification) else 200)
     obj = model._default_manager.first()
     assert obj is not None
     change = client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk]))

@@ -15,12 +15,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 
 from crm import choices
-from crm.models import Company, Contact, Tag
+from crm.models import Company, Contact, ImportJob, Tag
 from crm.resources import ContactResource
 from tests.factories import CompanyFactory, ContactFactory, PersonaFactory, TagFactory
 
 IMPORT_URL = "/admin/crm/contact/import/"
-CONFIRM_URL = "/admin/crm/contact/process_import/"
 EXPORT_URL = "/admin/crm/contact/export/"
 CHANGELIST_URL = "/admin/crm/contact/"
 EXPORT_COLUMNS = [
@@ -77,25 +76,27 @@ def format_index(title: str, *, export: bool = False) -> str:
     return str([f().get_title() for f in formats].index(title))
 
 
-def upload(client, content: bytes, *, name: str = "contacts.csv", fmt: str = "csv"):
-    """Step 1 of the admin import: send the file, get the preview (or the errors)."""
-    return client.post(
-        IMPORT_URL,
-        {"resource": "0", "format": format_index(fmt), "import_file": SimpleUploadedFile(name, content)},
-    )
+def upload(client, content: bytes, *, name: str = "contacts.csv", fmt: str = "csv", check_only: bool = False):
+    """The admin import: send the file. A valid file becomes an import job (crm.imports) and
+    the answer redirects to its page; a file refused as a whole comes back with the form."""
+    data = {"resource": "0", "format": format_index(fmt), "import_file": SimpleUploadedFile(name, content)}
+    if check_only:
+        data["dry_run"] = "on"
+    return client.post(IMPORT_URL, data)
 
 
-def confirm(client, preview):
-    """Step 2: submit the hidden form of the preview page, as the 'Confirm import' button does."""
-    form = re.search(r'<form action="/admin/crm/contact/process_import/".*?</form>', preview.content.decode(), re.S)
-    assert form, "the preview page offers no 'Confirm import'"
-    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form.group(0)))
-    assert {"import_file_name", "original_file_name", "format"} <= set(fields)
-    return client.post(CONFIRM_URL, fields, follow=True)
+def upload_and_run(client, capture, content: bytes, **kwargs):
+    """Upload, run the job's task when the upload commits (Celery is eager in tests), then
+    open the job's page, where the user is sent."""
+    with capture(execute=True):
+        response = upload(client, content, **kwargs)
+    assert response.status_code == 302, page_text(response)
+    assert re.fullmatch(r"/admin/crm/importjob/\d+/change/", response["Location"])
+    return client.get(response["Location"])
 
 
-def offers_confirm(response) -> bool:
-    return 'name="confirm"' in response.content.decode()
+def job_of(page) -> ImportJob:
+    return page.context["job"]
 
 
 def export_via_action(client, contacts, fmt: str):
@@ -394,49 +395,65 @@ def test_import_loads_existing_contacts_once_per_file_not_per_row():
     assert contact_lookups(60) == contact_lookups(10)
 
 
-# --- the admin import flow ---------------------------------------------------------------------------------
+# --- the admin import flow: upload, import job, its page ----------------------------------------------------
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"], ids=["no-bom", "bom"])
-def test_admin_import_previews_then_creates_contacts_on_confirm(client, alice, encoding):
+def test_admin_import_creates_contacts_in_a_job_and_shows_the_result(
+    client, alice, encoding, django_capture_on_commit_callbacks
+):
     client.force_login(alice)
     content = "email,first_name,last_name,tags,company\nsara@example.com,سارا,احمدی,vip|newsletter,Acme\nreza@example.com,Reza,Karimi,,\n"
     # when Alice uploads a CSV, with or without a byte order mark
-    preview = upload(client, content.encode(encoding))
-    # then she sees a preview with two new rows and nothing is written yet
-    assert preview.status_code == 200
-    assert offers_confirm(preview), page_text(preview)
-    assert preview.content.decode().count('<tr class="new">') == 2
-    assert Contact.objects.count() == 0
-    # when she confirms
-    done = confirm(client, preview)
-    # then she is back on the contacts list with a summary, and the contacts exist
-    assert done.redirect_chain[-1][0] == CHANGELIST_URL
-    assert "Import finished: 2 new, 0 updated" in page_text(done)
+    page = upload_and_run(client, django_capture_on_commit_callbacks, content.encode(encoding))
+    # then she lands on the job's page, which says what the import did
+    assert page.status_code == 200
+    assert "Import finished: 2 new, 0 updated, 0 unchanged." in page_text(page)
+    job = job_of(page)
+    assert (job.status, job.created_by, job.total_rows, job.processed_rows) == ("done", alice, 2, 2)
     sara = Contact.objects.get(email="sara@example.com")  # the BOM did not end up in the header
     assert (sara.first_name, sara.last_name, sara.source) == ("سارا", "احمدی", "import")
     assert sorted(sara.tags.values_list("name", flat=True)) == ["newsletter", "vip"]
     assert sara.company.name == "Acme"
-    # and the list shows the Persian name
-    assert "سارا" in page_text(done)
+    # and the contacts list shows the Persian name
+    assert "سارا" in page_text(client.get(CHANGELIST_URL))
 
 
 @pytest.mark.django_db
-def test_admin_import_updates_existing_contact(client, alice):
+def test_admin_check_only_writes_nothing_then_imports_the_same_file(client, alice, django_capture_on_commit_callbacks):
+    client.force_login(alice)
+    content = b"email,first_name,company\nsara@example.com,Sara,Acme\nreza@example.com,Reza,\n"
+    # when Alice asks for a check only
+    checked = upload_and_run(client, django_capture_on_commit_callbacks, content, check_only=True)
+    # then she is told what would happen, and nothing is written
+    assert "Would create 2, update 0, leave 0 unchanged." in page_text(checked)
+    assert snapshot() == (0, 0, 0)
+    assert 'name="run"' in checked.content.decode()
+    # when she imports the file from that page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/admin/crm/importjob/{job_of(checked).pk}/run/")
+    done = client.get(response["Location"])
+    # then a second job imports it
+    assert "Import finished: 2 new, 0 updated" in page_text(done)
+    assert job_of(done).pk != job_of(checked).pk
+    assert Contact.objects.count() == 2
+    assert Company.objects.get().name == "Acme"
+
+
+@pytest.mark.django_db
+def test_admin_import_updates_existing_contact(client, alice, django_capture_on_commit_callbacks):
     existing = ContactFactory(email="sara@example.com", first_name="Sara", last_name="Old")
     client.force_login(alice)
-    preview = upload(client, b"email,last_name\nSARA@example.com,Ahmadi\n")
-    assert preview.content.decode().count('<tr class="update">') == 1
-    done = confirm(client, preview)
-    assert "Import finished: 0 new, 1 updated" in page_text(done)
+    page = upload_and_run(client, django_capture_on_commit_callbacks, b"email,last_name\nSARA@example.com,Ahmadi\n")
+    assert "Import finished: 0 new, 1 updated" in page_text(page)
     existing.refresh_from_db()
     assert existing.last_name == "Ahmadi"
     assert Contact.objects.count() == 1
 
 
 @pytest.mark.django_db
-def test_admin_import_of_xlsx_file(client, alice):
+def test_admin_import_of_xlsx_file(client, alice, django_capture_on_commit_callbacks):
     # given a workbook made in a spreadsheet program, with a phone typed as a number
     workbook = openpyxl.Workbook()
     sheet = workbook.active
@@ -446,12 +463,12 @@ def test_admin_import_of_xlsx_file(client, alice):
     buffer = io.BytesIO()
     workbook.save(buffer)
     client.force_login(alice)
-    # when it is uploaded as XLSX and confirmed
-    preview = upload(client, buffer.getvalue(), name="contacts.xlsx", fmt="xlsx")
-    assert offers_confirm(preview), page_text(preview)
-    done = confirm(client, preview)
+    # when it is uploaded as XLSX
+    page = upload_and_run(
+        client, django_capture_on_commit_callbacks, buffer.getvalue(), name="contacts.xlsx", fmt="xlsx"
+    )
     # then both contacts are imported
-    assert "Import finished: 2 new" in page_text(done)
+    assert "Import finished: 2 new" in page_text(page)
     assert Contact.objects.get(email="sara@example.com").phone.as_e164 == "+989121234567"
     assert Contact.objects.get(email="reza@example.com").phone.as_e164 == "+989121234568"
     assert Contact.objects.get(email="sara@example.com").first_name == "سارا"
@@ -462,23 +479,26 @@ def test_admin_import_refuses_a_file_that_is_not_utf8(client, alice):
     client.force_login(alice)
     # when Alice uploads a CSV saved by Excel in the Arabic Windows code page
     response = upload(client, "email,first_name\nsara@example.com,سارا\n".encode("cp1256"))
-    # then she is told the file is not UTF-8 and how to fix it, and nothing is imported
+    # then she is told the file is not UTF-8 and how to fix it, and no job is made
     assert response.status_code == 200
     text = page_text(response)
     assert "The file is not UTF-8 text" in text
     assert "CSV UTF-8" in text
-    assert not offers_confirm(response)
+    assert not ImportJob.objects.exists()
     assert Contact.objects.count() == 0
 
 
 @pytest.mark.django_db
-def test_admin_import_shows_each_bad_row_and_offers_no_confirm(client, alice):
+def test_admin_import_shows_each_bad_row_by_line_and_imports_nothing(
+    client, alice, django_capture_on_commit_callbacks
+):
     ContactFactory(email="taken@example.com", external_id="crm-1")
     ContactFactory(email="mina@example.com", external_id=None)
     before = snapshot()
     client.force_login(alice)
-    response = upload(
+    page = upload_and_run(
         client,
+        django_capture_on_commit_callbacks,
         b"email,phone,language,external_id,company,tags\n"
         b"good@example.com,,en,,New Co,newtag\n"
         b"not-an-email,,en,,,\n"
@@ -488,19 +508,27 @@ def test_admin_import_shows_each_bad_row_and_offers_no_confirm(client, alice):
         b"dup@example.com,,en,,,\n"
         b"mina@example.com,,en,crm-1,,\n",
     )
-    assert response.status_code == 200
-    assert not offers_confirm(response)
-    text = page_text(response)
+    assert page.status_code == 200
+    text = page_text(page)
     assert "Some rows failed to validate" in text
-    # each bad row: its number, the field and the message
-    invalid = {row.number: row.error_dict for row in response.context["result"].invalid_rows}
-    assert sorted(invalid) == [2, 3, 4, 6, 7]
+    # each bad row: its line in the spreadsheet (the header is line 1), the field and the message
+    job = job_of(page)
+    assert job.status == "failed"
+    assert [e["line"] for e in job.errors] == [3, 4, 5, 7, 8]
+    lines = re.findall(r"<tr>\s*<td>(\d+)</td>", page.content.decode())
+    assert lines == ["3", "4", "5", "7", "8"]
     assert "Enter a valid email address." in text
     assert "Not a valid phone number: 12ab" in text
     assert "Value 'xx' is not a valid choice." in text
     assert "Appears on more than one row of this file." in text
     assert "Already used by another contact." in text
+    assert "Nothing was imported: 5 rows have errors." in text
     assert snapshot() == before
+    # and the full list downloads as CSV
+    report = client.get(f"/admin/crm/importjob/{job.pk}/errors.csv")
+    rows = list(csv.reader(io.StringIO(report.content.decode("utf-8-sig"))))
+    assert rows[0] == ["line", "column", "error"]
+    assert ["4", "phone", "Not a valid phone number: 12ab"] in rows
 
 
 @pytest.mark.django_db
@@ -519,7 +547,7 @@ def test_admin_import_explains_wrong_columns_once(client, alice, content, messag
     assert text.count(message) == 1
     assert "Line number" not in text  # no per-row noise under the one message
     assert "AttributeError" not in text
-    assert not offers_confirm(response)
+    assert not ImportJob.objects.exists()
     assert Contact.objects.count() == 0
 
 
@@ -533,24 +561,34 @@ def test_admin_import_refuses_oversized_file_before_reading_it(client, alice):
     assert "the limit is 1.0 KB" in text
     assert "The file is 2." in text
     assert "Split it into smaller files" in text
-    assert "Below is a preview" not in text
+    assert not ImportJob.objects.exists()
     assert Contact.objects.count() == 0
 
 
 @pytest.mark.django_db
-def test_admin_confirm_imports_nothing_when_file_no_longer_validates(client, alice, carol):
-    # given Alice has previewed a file of two people, one of them a "Student"
+def test_admin_import_after_check_writes_nothing_when_file_no_longer_validates(
+    client, alice, carol, django_capture_on_commit_callbacks
+):
+    # given Alice has checked a file of two people, one of them a "Student"
     student = PersonaFactory(name="Student")
     client.force_login(alice)
-    preview = upload(client, b"email,persona\nsara@example.com,student\nreza@example.com,\n")
-    assert offers_confirm(preview), page_text(preview)
-    # when, before she confirms, Carol from marketing deletes that persona
+    checked = upload_and_run(
+        client,
+        django_capture_on_commit_callbacks,
+        b"email,persona\nsara@example.com,student\nreza@example.com,\n",
+        check_only=True,
+    )
+    assert job_of(checked).status == "done", page_text(checked)
+    # when, before she imports it, Carol from marketing deletes that persona
     student.delete()
-    done = confirm(client, preview)
-    # then nothing of the file is written and Alice is told so
-    text = page_text(done)
-    assert "Nothing was imported" in text
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/admin/crm/importjob/{job_of(checked).pk}/run/")
+    page = client.get(response["Location"])
+    # then nothing of the file is written and Alice sees why
+    text = page_text(page)
+    assert "Unknown persona: student" in text
     assert "Import finished" not in text
+    assert job_of(page).errors == [{"line": 2, "errors": {"persona": ["Unknown persona: student"]}}]
     assert Contact.objects.count() == 0
 
 
@@ -563,6 +601,7 @@ def test_import_is_for_roles_that_add_contacts(client, bob, carol):
     assert client.get(IMPORT_URL).status_code == 403
     response = upload(client, b"email\nsneaky@example.com\n")
     assert response.status_code == 403
+    assert not ImportJob.objects.exists()
     assert Contact.objects.count() == 0
 
 

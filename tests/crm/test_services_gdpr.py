@@ -21,16 +21,20 @@ HistoricalContact = Contact.history.model
 
 @pytest.fixture
 def register():
-    """register(registry, key, func) for one test; removed afterwards."""
+    """register(registry, key, func) for one test; whatever was registered under the key before
+    (another app's real hook) is put back afterwards."""
     registered = []
 
     def add(reg, key, func):
+        registered.append((reg, key, reg._items.get(key)))
         reg.register(key, func)
-        registered.append((reg, key))
 
     yield add
-    for reg, key in registered:
-        reg._items.pop(key, None)
+    for reg, key, previous in reversed(registered):
+        if previous is None:
+            reg._items.pop(key, None)
+        else:
+            reg._items[key] = previous
 
 
 @pytest.fixture

@@ -1,0 +1,12 @@
+"""Celery tasks of crm. Each takes ids, fetches, and calls a service."""
+
+from celery import shared_task
+
+from . import imports
+
+
+@shared_task(name="crm.contact_import")
+def contact_import_task(job_id: int) -> None:
+    """Run an uploaded contact import (crm.imports.import_job_run). Safe to redeliver: a job
+    that has finished, or that another worker is running, is left alone."""
+    imports.import_job_run(job_id=job_id)
