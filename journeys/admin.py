@@ -15,8 +15,9 @@ from django.utils.translation import ngettext
 from core.admin import EstimatedCountPaginator, ModelAdmin, TabularInline, ltr
 from core.exceptions import DomainError
 from crm import registry as crm_registry
+from crm import selectors as crm_selectors
 
-from . import choices, services
+from . import admin_reports, choices, services
 from .models import Enrollment, Event, IngestKey, Journey, Stage, StageRule, StageTransition, Touchpoint
 
 
@@ -54,7 +55,7 @@ class StageRuleInline(TabularInline):
 
 @admin.register(Journey)
 class JourneyAdmin(ModelAdmin):
-    list_display = ("name", "slug", "is_active", "enrolled")
+    list_display = ("name", "slug", "is_active", "enrolled", "reports")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     inlines = [StageInline, StageRuleInline]
@@ -63,8 +64,28 @@ class JourneyAdmin(ModelAdmin):
     def enrolled(self, obj):
         return obj.enrolled
 
+    @admin.display(description=_("reports"))
+    def reports(self, obj):
+        return format_html(
+            '<a href="{}">{}</a> · <a href="{}">{}</a>',
+            reverse("admin:journeys_journey_funnel", args=[obj.pk]),
+            _("Funnel"),
+            reverse("admin:journeys_journey_stalled", args=[obj.pk]),
+            _("Stalled contacts"),
+        )
+
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(enrolled=Count("enrollments"))
+
+    def get_urls(self):
+        def view(func):
+            return self.admin_site.admin_view(lambda request, object_id: func(self, request, object_id))
+
+        return [
+            path("<int:object_id>/funnel/", view(admin_reports.funnel_view), name="journeys_journey_funnel"),
+            path("<int:object_id>/stalled/", view(admin_reports.stalled_view), name="journeys_journey_stalled"),
+            *super().get_urls(),
+        ]
 
 
 @admin.register(Touchpoint)
@@ -214,9 +235,18 @@ class EnrollmentAdmin(ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # the ledger would lose its owner; exit the enrollment instead
 
+    def has_change_permission(self, request, obj=None):
+        # Sales move only the contacts they own and unowned ones (crm), here as in the API.
+        allowed = super().has_change_permission(request, obj)
+        if obj is not None:
+            return allowed and crm_selectors.contact_can_change(user=request.user, contact=obj.contact)
+        return allowed
+
     def save_model(self, request, obj, form, change):
         if change:
             return
+        if not crm_selectors.contact_can_change(user=request.user, contact=form.cleaned_data["contact"]):
+            raise PermissionDenied
         created = services.enrollment_create(
             contact=form.cleaned_data["contact"],
             journey=form.cleaned_data["journey"],
@@ -258,6 +288,9 @@ class EnrollmentAdmin(ModelAdmin):
         if form.is_valid():
             moved, errors = 0, []
             for enrollment in enrollments:
+                if not self.has_change_permission(request, enrollment):
+                    errors.append(f"{enrollment.contact}: {_('You may move only contacts you may change.')}")
+                    continue
                 try:
                     services.enrollment_move(
                         enrollment=enrollment,

@@ -7,4 +7,7 @@ class JourneysConfig(AppConfig):
     verbose_name = _("Journeys")
 
     def ready(self):
-        from . import handlers  # noqa: F401  (timeline, merge, erase and export hooks in crm's registry)
+        from . import (
+            handlers,  # noqa: F401  (timeline, merge, erase and export hooks in crm's registry)
+            receivers,  # noqa: F401  (analytics summaries; after handlers, so merges run in order)
+        )

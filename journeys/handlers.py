@@ -5,7 +5,9 @@ from django.utils.translation import gettext as _
 
 from crm import registry
 
+from .choices import EnrollmentStatus
 from .models import Enrollment, Event, StageTransition
+from .services import journey_last_orders
 
 
 @registry.timeline.register("journeys.event")
@@ -59,10 +61,16 @@ def merge_enrollments(*, winner, loser, actor) -> None:
     for dropped in Enrollment.objects.select_for_update().filter(contact=loser, journey_id__in=winners):
         kept = winners[dropped.journey_id]
         StageTransition.objects.filter(enrollment=dropped).update(enrollment=kept)
-        latest = StageTransition.objects.filter(enrollment=kept).order_by("-at", "-id").first()
+        latest = (
+            StageTransition.objects.filter(enrollment=kept).select_related("to_stage").order_by("-at", "-id").first()
+        )
         kept.stage_id, kept.stage_entered_at = latest.to_stage_id, latest.at
         kept.enrolled_at = min(kept.enrolled_at, dropped.enrolled_at)
-        kept.save(update_fields=["stage", "stage_entered_at", "enrolled_at", "updated_at"])
+        if kept.status != EnrollmentStatus.EXITED:
+            # The kept stage may be the last one (or no longer be): the status follows it, as in a move.
+            last_order = journey_last_orders([kept.journey_id])[kept.journey_id]
+            kept.status = EnrollmentStatus.COMPLETED if latest.to_stage.order >= last_order else EnrollmentStatus.ACTIVE
+        kept.save(update_fields=["stage", "stage_entered_at", "enrolled_at", "status", "updated_at"])
         dropped.delete()
 
 

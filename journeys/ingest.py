@@ -7,6 +7,7 @@ An idempotency key makes a retried item a duplicate that stores nothing.
 """
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -27,7 +28,7 @@ from crm.choices import ContactSource, Language
 from crm.models import Contact
 from crm.selectors import ContactRef
 
-from . import choices, services
+from . import choices, services, summaries
 from .models import Event, Journey, Stage, Touchpoint, slug_validator
 from .signals import events_stored
 
@@ -40,6 +41,20 @@ CHANNELS = frozenset(choices.Channel.values)
 LANGUAGES = frozenset(Language.values)
 MAX_VALUE = Decimal("1e12")
 MAX_PROPERTIES_BYTES = 16_384
+# An escaped NUL in JSON text (not an escaped backslash followed by "u0000").
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _storable(text: str) -> bool:
+    """PostgreSQL keeps no NUL character and no unpaired surrogate in text or jsonb: such input
+    is the client's error, not a server error that loses the whole batch."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass
@@ -107,7 +122,7 @@ def _clean_contact(value, errors: dict) -> tuple[ContactRef | None, dict]:
         text = value.get(name)
         if text is None:
             continue
-        if not isinstance(text, str) or len(text) > limit:
+        if not isinstance(text, str) or len(text) > limit or not _storable(text):
             problems[name] = [_("Give text of at most %(limit)d characters.") % {"limit": limit}]
         elif text.strip():
             strings[name] = text.strip()
@@ -124,7 +139,7 @@ def _clean_contact(value, errors: dict) -> tuple[ContactRef | None, dict]:
         else:
             strings["phone"] = phone.as_e164
     language = value.get("language")
-    if language is not None and language not in LANGUAGES:
+    if language is not None and (not isinstance(language, str) or language not in LANGUAGES):
         problems["language"] = [_("Unknown language.")]
     if not problems and contact_id is None and not ({"email", "phone", "external_id"} & strings.keys()):
         problems["non_field_errors"] = [_("Name the contact by id, email, phone or external_id.")]
@@ -167,7 +182,7 @@ def clean_item(index: int, raw, *, now: datetime, touchpoints: dict[str, tuple[i
         errors["create_contact"] = [_("Must be true or false.")]
 
     channel = raw.get("channel") or ""
-    if channel and channel not in CHANNELS:
+    if channel and (not isinstance(channel, str) or channel not in CHANNELS):
         errors["channel"] = [_("Unknown channel %(value)s.") % {"value": str(channel)[:32]}]
     touchpoint = raw.get("touchpoint")
     if touchpoint is not None:
@@ -200,15 +215,17 @@ def clean_item(index: int, raw, *, now: datetime, touchpoints: dict[str, tuple[i
         event["properties"] = {}
     elif not isinstance(properties, dict):
         errors["properties"] = [_("Properties are a JSON object.")]
-    elif len(json.dumps(properties, ensure_ascii=False)) > MAX_PROPERTIES_BYTES:
+    elif len(dumped := json.dumps(properties, ensure_ascii=False)) > MAX_PROPERTIES_BYTES:
         message = _("Properties may hold at most %(limit)d characters.") % {"limit": MAX_PROPERTIES_BYTES}
         errors["properties"] = [message]
+    elif _JSON_NUL.search(dumped) or not _storable(dumped):
+        errors["properties"] = [_("Properties may not hold NUL characters or unpaired surrogates.")]
     else:
         event["properties"] = properties
 
     key = raw.get("idempotency_key")
     if key is not None:
-        if not isinstance(key, str) or not 1 <= len(key.strip()) <= 100:
+        if not isinstance(key, str) or not 1 <= len(key.strip()) <= 100 or not _storable(key):
             errors["idempotency_key"] = [_("Give text of 1 to 100 characters.")]
         else:
             event["idempotency_key"] = key.strip()
@@ -275,6 +292,7 @@ def _store(valid: list[_Item], *, source: str, actor) -> tuple[list[Event], list
             seen_in_batch[key] = event
         pending.append((item, event))
     events = Event.objects.bulk_create([event for _item, event in pending], batch_size=1000)
+    summaries.touches_record(events)  # first/last touch per contact and touchpoint, one upsert each
     for item, event in pending:
         outcome.append(ItemResult(item.index, "stored", event_id=event.pk, contact_id=event.contact_id))
     # A repeat inside the batch points at the event its first copy stored.
@@ -364,7 +382,7 @@ def transitions_import(*, items: list, actor) -> list[ItemResult]:
         except _Invalid as exc:
             errors["at"] = [str(exc)]
         reason = raw.get("reason", "")
-        if not isinstance(reason, str) or len(reason) > 500:
+        if not isinstance(reason, str) or len(reason) > 500 or not _storable(reason):
             errors["reason"] = [_("Give text of at most %(limit)d characters.") % {"limit": 500}]
         if errors:
             results[index] = ItemResult(index, "rejected", errors=errors)

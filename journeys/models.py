@@ -310,3 +310,134 @@ class IngestKey(TimeStampedModel):
     @classmethod
     def generate(cls) -> str:
         return cls.PREFIX + secrets.token_urlsafe(32)
+
+
+# Maintained summaries for analytics (journeys.summaries writes them; journeys.analytics reads them).
+
+
+class AttributionModel(models.TextChoices):
+    """How the credit for a conversion is split over the touches before it (journeys.analytics)."""
+
+    FIRST = "first", _("First touch")
+    LAST = "last", _("Last touch")
+    LINEAR = "linear", _("Linear")
+    # 40% first, 40% last, 20% spread over the touches between.
+    U_SHAPED = "u_shaped", _("U-shaped (40/20/40)")
+    # 30% first, 30% lead creation, 30% last, 10% spread over the rest.
+    W_SHAPED = "w_shaped", _("W-shaped (30/30/30/10)")
+
+
+class ContactTouchSummary(models.Model):
+    """A contact's first and last channel touch (an event with a channel), kept by the ingest path
+    in one upsert per batch, so funnels break down by first-touch channel without reading events."""
+
+    contact = models.OneToOneField(
+        "crm.Contact",
+        verbose_name=_("contact"),
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="touch_summary",
+    )
+    first_touch_at = models.DateTimeField(_("first touch at"))
+    first_channel = models.CharField(_("first-touch channel"), max_length=16, choices=choices.Channel.choices)
+    first_touchpoint = models.ForeignKey(
+        Touchpoint,
+        verbose_name=_("first touchpoint"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,  # written in bulk by raw upserts; a deleted touchpoint just reads as none
+    )
+    last_touch_at = models.DateTimeField(_("last touch at"))
+    last_channel = models.CharField(_("last-touch channel"), max_length=16, choices=choices.Channel.choices)
+    touches = models.PositiveIntegerField(_("touches"), default=0)
+
+    class Meta:
+        verbose_name = _("contact touch summary")
+        verbose_name_plural = _("contact touch summaries")
+        indexes = [models.Index(fields=["first_channel"], name="journeys_touchsum_first_idx")]
+
+    def __str__(self):
+        return f"{self.contact_id}: {self.first_channel} … {self.last_channel}"
+
+
+class ContactTouchpoint(models.Model):
+    """When a contact was first and last at a touchpoint and how often: the touchpoint report
+    reads this instead of the event ledger. Kept by the ingest path with ContactTouchSummary."""
+
+    id = models.BigAutoField(primary_key=True)
+    contact = models.ForeignKey(
+        "crm.Contact",
+        verbose_name=_("contact"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # the unique constraint leads with it
+    )
+    touchpoint = models.ForeignKey(
+        Touchpoint, verbose_name=_("touchpoint"), on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    first_at = models.DateTimeField(_("first at"))
+    last_at = models.DateTimeField(_("last at"))
+    events = models.PositiveIntegerField(_("events"), default=0)
+
+    class Meta:
+        verbose_name = _("contact at touchpoint")
+        verbose_name_plural = _("contacts at touchpoints")
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "touchpoint"], name="journeys_contacttouchpoint_unique"),
+        ]
+        indexes = [models.Index(fields=["touchpoint", "first_at"], name="journeys_contacttp_tp_idx")]
+
+    def __str__(self):
+        return f"{self.contact_id} @ {self.touchpoint_id}"
+
+
+class AttributionCredit(models.Model):
+    """The share of one stage conversion (a contact first reaching a stage) credited to a channel
+    and touchpoint under one attribution model. Written by journeys.summaries after the move
+    commits; the weights of one conversion and model add up to 1."""
+
+    id = models.BigAutoField(primary_key=True)
+    transition = models.ForeignKey(
+        StageTransition, verbose_name=_("transition"), on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    enrollment = models.ForeignKey(
+        Enrollment, verbose_name=_("enrollment"), on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    contact = models.ForeignKey(
+        "crm.Contact", verbose_name=_("contact"), on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    journey = models.ForeignKey(
+        Journey, verbose_name=_("journey"), on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    stage = models.ForeignKey(Stage, verbose_name=_("stage"), on_delete=models.CASCADE, related_name="+")
+    model = models.CharField(_("model"), max_length=16, choices=AttributionModel.choices)
+    channel = models.CharField(
+        _("channel"),
+        max_length=16,
+        blank=True,
+        help_text=_("Empty: no channel touch in the lookback before the conversion (direct)."),
+    )
+    touchpoint = models.ForeignKey(
+        Touchpoint,
+        verbose_name=_("touchpoint"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    weight = models.DecimalField(_("weight"), max_digits=7, decimal_places=6)
+    converted_at = models.DateTimeField(_("converted at"))
+
+    class Meta:
+        verbose_name = _("attribution credit")
+        verbose_name_plural = _("attribution credits")
+        indexes = [
+            models.Index(fields=["journey", "model", "stage", "converted_at"], name="journeys_credit_report_idx"),
+            models.Index(fields=["enrollment", "stage"], name="journeys_credit_enr_idx"),
+            models.Index(fields=["transition"], name="journeys_credit_transition_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.model} {self.channel or '-'} {self.weight}"

@@ -25,3 +25,7 @@ def contact_recent_events(*, contact_id: int, limit: int = 10) -> QuerySet[Event
     return (
         Event.objects.filter(contact_id=contact_id).select_related("touchpoint").order_by("-occurred_at", "-id")[:limit]
     )
+
+
+def stage_by_slug(*, journey_slug: str, stage_slug: str) -> Stage | None:
+    return Stage.objects.select_related("journey").filter(journey__slug=journey_slug, slug=stage_slug).first()

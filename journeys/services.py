@@ -199,11 +199,11 @@ def enrollment_move(
         raise DomainError(_("Say why the contact is moved."), code="reason_required", field="reason")
     at = at or timezone.now()
     check_not_future(at)
-    locked = (
-        Enrollment.objects.select_for_update(of=("self",))
-        .select_related("stage", "journey", "contact")
-        .get(pk=enrollment.pk)
-    )
+    # Lock the row alone, then read it with its relations. A locking query with joins returns
+    # nothing on PostgreSQL when a concurrent move changed the row: the re-check after the lock
+    # wait joins the new stage_id to the old stage row.
+    Enrollment.objects.select_for_update().filter(pk=enrollment.pk).values_list("pk", flat=True).get()
+    locked = Enrollment.objects.select_related("stage", "journey", "contact").get(pk=enrollment.pk)
     _check_contact(locked.contact)
     locked, transition = _plan_move(
         enrollment=locked,
@@ -287,12 +287,16 @@ def rules_apply(events: list[Event]) -> list[StageTransition]:
 
 def _rules_write(matches, journey_ids, last_orders) -> list[StageTransition]:
     contact_ids = {event.contact_id for event, _rule in matches}
-    enrollments = {
-        (e.contact_id, e.journey_id): e
-        for e in Enrollment.objects.select_for_update(of=("self",))
-        .select_related("stage")
+    # Lock the rows alone, then read them with their stages (see enrollment_move: a locking query
+    # with joins would skip rows a concurrent writer moved meanwhile).
+    locked_ids = list(
+        Enrollment.objects.select_for_update()
         .filter(contact_id__in=contact_ids, journey_id__in=journey_ids)
         .order_by("pk")  # one lock order for every writer: no deadlocks between batches
+        .values_list("pk", flat=True)
+    )
+    enrollments = {
+        (e.contact_id, e.journey_id): e for e in Enrollment.objects.select_related("stage").filter(pk__in=locked_ids)
     }
     created, changed, transitions = [], {}, []
     for event, rule in matches:

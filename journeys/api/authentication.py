@@ -4,6 +4,7 @@ it post events and every other view sees an anonymous request."""
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, throttling
 
 from ..models import IngestKey
@@ -43,3 +44,18 @@ class IngestKeyThrottle(throttling.SimpleRateThrottle):
         if isinstance(request.auth, IngestKey):
             return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
         return None
+
+
+class IngestKeyScheme(OpenApiAuthenticationExtension):
+    """Documents ingest keys in the OpenAPI schema as a bearer token."""
+
+    target_class = "journeys.api.authentication.IngestKeyAuthentication"
+    name = "ingestKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "sfk_…",
+            "description": "An ingest key: may post events and nothing else.",
+        }

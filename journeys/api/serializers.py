@@ -14,6 +14,12 @@ class StageSerializer(serializers.ModelSerializer):
         model = Stage
         fields = ["id", "journey", "name", "slug", "order", "expected_days", "target_conversion", "is_goal"]
 
+    def validate_journey(self, value):
+        # Enrollments, the ledger and rules in this stage belong to its journey.
+        if self.instance is not None and value.pk != self.instance.journey_id:
+            raise serializers.ValidationError(_("A stage stays in its journey; add a new stage to the other one."))
+        return value
+
 
 class JourneySerializer(serializers.ModelSerializer):
     stages = serializers.SerializerMethodField()

@@ -9,6 +9,7 @@ from rest_framework.throttling import UserRateThrottle
 
 from core.api.pagination import CursorPagination
 from core.api.permissions import ModelPermissions
+from core.api.schema import ValidationErrorSerializer
 from crm import selectors as crm_selectors
 
 from .. import choices, ingest, services
@@ -22,6 +23,7 @@ from ..filtersets import (
     TouchpointFilterSet,
 )
 from ..models import Enrollment, Event, IngestKey, Journey, Stage, StageRule, StageTransition, Touchpoint
+from . import analytics as analytics_api
 from . import serializers as s
 from .authentication import IngestKeyAuthentication, IngestKeyThrottle
 from .permissions import EventPermissions
@@ -41,6 +43,80 @@ class JourneyViewSet(viewsets.ModelViewSet):
     pagination_class = ByNamePagination
     lookup_field = "slug"
     ordering_fields = ["name"]
+    action_permissions = {
+        "funnel": ["journeys.view_journey", "journeys.view_stagetransition"],
+        "time_in_stage": ["journeys.view_journey", "journeys.view_stagetransition"],
+        "attribution": ["journeys.view_journey", "journeys.view_stagetransition", "journeys.view_event"],
+        "touchpoints": ["journeys.view_journey", "journeys.view_stagetransition", "journeys.view_event"],
+        "cart_abandonment": ["journeys.view_journey", "journeys.view_event"],
+        "stalled": ["journeys.view_journey", "journeys.view_enrollment", "crm.view_contact"],
+    }
+
+    # Funnel analytics (journeys.analytics; parameters and shapes in journeys.api.analytics).
+
+    @extend_schema(
+        parameters=[analytics_api.FunnelParams],
+        responses={200: analytics_api.FunnelSerializer, 400: ValidationErrorSerializer},
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def funnel(self, request, slug=None):
+        """Reached-stage counts, step and cumulative conversion, drop-off and time to convert;
+        optionally per cohort month or per persona, country, first-touch channel or segment."""
+        return analytics_api.funnel_response(journey=self.get_object(), request=request)
+
+    @extend_schema(
+        parameters=[analytics_api.ContactFilterParams],
+        responses={200: analytics_api.StageTimeSerializer(many=True), 400: ValidationErrorSerializer},
+    )
+    @action(detail=True, methods=["get"], url_path="time-in-stage", filter_backends=[], pagination_class=None)
+    def time_in_stage(self, request, slug=None):
+        """Completed and current stays per stage, from the stage ledger."""
+        return analytics_api.time_in_stage_response(journey=self.get_object(), request=request)
+
+    @extend_schema(
+        parameters=[analytics_api.AttributionParams],
+        responses={200: analytics_api.AttributionSerializer, 400: ValidationErrorSerializer},
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def attribution(self, request, slug=None):
+        """Credit for conversions into a stage per channel or touchpoint, under one attribution model."""
+        return analytics_api.attribution_response(journey=self.get_object(), request=request)
+
+    @extend_schema(
+        parameters=[analytics_api.ContactFilterParams],
+        responses={200: analytics_api.TouchpointRowSerializer(many=True), 400: ValidationErrorSerializer},
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def touchpoints(self, request, slug=None):
+        """Per touchpoint: contacts there and the share who went on to the goal stage."""
+        return analytics_api.touchpoints_response(journey=self.get_object(), request=request)
+
+    @extend_schema(
+        parameters=[analytics_api.CartAbandonmentParams],
+        responses={200: analytics_api.CartAbandonmentSerializer, 400: ValidationErrorSerializer},
+    )
+    @action(detail=True, methods=["get"], url_path="cart-abandonment", filter_backends=[], pagination_class=None)
+    def cart_abandonment(self, request, slug=None):
+        """Share of contacts with a cart who did not buy within `days` (events are not per journey)."""
+        self.get_object()
+        return analytics_api.cart_abandonment_response(request=request)
+
+    @extend_schema(
+        parameters=[analytics_api.StalledParams],
+        responses={200: analytics_api.StalledSerializer(many=True), 400: ValidationErrorSerializer},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        filter_backends=[],
+        pagination_class=analytics_api.StalledPagination,
+        serializer_class=analytics_api.StalledSerializer,
+    )
+    def stalled(self, request, slug=None):
+        """Active contacts longer in their stage than its expected days, longest first."""
+        rows = analytics_api.stalled_queryset(journey=self.get_object(), request=request)
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(analytics_api.StalledSerializer(page, many=True).data)
 
 
 class StageViewSet(viewsets.ModelViewSet):

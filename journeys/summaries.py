@@ -1,0 +1,372 @@
+"""Maintained summaries that keep funnel analytics off the raw event ledger.
+
+- ContactTouchSummary and ContactTouchpoint: a contact's first/last channel touch and their first/
+  last time at each touchpoint. `touches_record(events)` upserts both, one statement each per
+  batch, from the ingest path right after the events are stored.
+- AttributionCredit: for every stage a contact reaches for the first time, the credit of each
+  channel touch before it under each attribution model. `attribution_credit_update()` writes it
+  after the move commits (journeys.receivers -> journeys.tasks); it is idempotent, so running it
+  again for an enrollment only fixes what changed.
+- `summaries_rebuild()` recomputes everything (`manage.py journeys_rebuild_summaries`), e.g. after
+  a backfill of old events, which only reach conversions credited after they arrive.
+
+A "touch" is an event with a channel. The definitions of the attribution models are here and
+summarised in journeys.analytics.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+from django.db import connection, transaction
+
+from .models import (
+    AttributionCredit,
+    AttributionModel,
+    ContactTouchpoint,
+    ContactTouchSummary,
+    Enrollment,
+    Event,
+    Stage,
+    StageTransition,
+)
+
+# Touches older than this before a conversion get no credit.
+LOOKBACK = timedelta(days=90)
+WEIGHT_PLACES = Decimal("0.000001")
+# Rows per INSERT statement; well under SQLite's and PostgreSQL's parameter limits.
+UPSERT_ROWS = 1000
+
+
+# ---------------------------------------------------------------- touches (ingest path)
+
+
+def _least_greatest() -> tuple[str, str]:
+    # SQLite's two-argument MIN/MAX are PostgreSQL's LEAST/GREATEST.
+    return ("LEAST", "GREATEST") if connection.vendor == "postgresql" else ("MIN", "MAX")
+
+
+def touches_record(events: Iterable[Event]) -> None:
+    """Fold stored events with a channel into the per-contact touch summaries: one upsert for
+    ContactTouchSummary and one for ContactTouchpoint per batch (rows sorted by key, so two
+    concurrent batches lock shared rows in the same order). Earlier first touches and later last
+    touches win; counts add up."""
+    per_contact: dict[int, list] = {}
+    per_touchpoint: dict[tuple[int, int], list] = {}
+    for event in events:
+        if not event.channel:
+            continue
+        at = event.occurred_at
+        row = per_contact.get(event.contact_id)
+        if row is None:
+            per_contact[event.contact_id] = [at, event.channel, event.touchpoint_id, at, event.channel, 1]
+        else:
+            if at < row[0]:
+                row[0], row[1], row[2] = at, event.channel, event.touchpoint_id
+            if at >= row[3]:
+                row[3], row[4] = at, event.channel
+            row[5] += 1
+        if event.touchpoint_id is not None:
+            key = (event.contact_id, event.touchpoint_id)
+            tp = per_touchpoint.get(key)
+            if tp is None:
+                per_touchpoint[key] = [at, at, 1]
+            else:
+                tp[0], tp[1], tp[2] = min(tp[0], at), max(tp[1], at), tp[2] + 1
+    if not per_contact:
+        return
+    least, greatest = _least_greatest()
+    adapt = connection.ops.adapt_datetimefield_value
+    summary = ContactTouchSummary._meta.db_table
+    contact_rows = [
+        (contact_id, adapt(r[0]), r[1], r[2], adapt(r[3]), r[4], r[5]) for contact_id, r in sorted(per_contact.items())
+    ]
+    _upsert(
+        f"INSERT INTO {summary} (contact_id, first_touch_at, first_channel, first_touchpoint_id, "
+        "last_touch_at, last_channel, touches) VALUES {values} "
+        f"ON CONFLICT (contact_id) DO UPDATE SET "
+        f"first_channel = CASE WHEN excluded.first_touch_at < {summary}.first_touch_at "
+        f"THEN excluded.first_channel ELSE {summary}.first_channel END, "
+        f"first_touchpoint_id = CASE WHEN excluded.first_touch_at < {summary}.first_touch_at "
+        f"THEN excluded.first_touchpoint_id ELSE {summary}.first_touchpoint_id END, "
+        f"first_touch_at = {least}({summary}.first_touch_at, excluded.first_touch_at), "
+        f"last_channel = CASE WHEN excluded.last_touch_at >= {summary}.last_touch_at "
+        f"THEN excluded.last_channel ELSE {summary}.last_channel END, "
+        f"last_touch_at = {greatest}({summary}.last_touch_at, excluded.last_touch_at), "
+        f"touches = {summary}.touches + excluded.touches",
+        contact_rows,
+    )
+    if per_touchpoint:
+        table = ContactTouchpoint._meta.db_table
+        tp_rows = [(c, t, adapt(r[0]), adapt(r[1]), r[2]) for (c, t), r in sorted(per_touchpoint.items())]
+        _upsert(
+            f"INSERT INTO {table} (contact_id, touchpoint_id, first_at, last_at, events) VALUES {{values}} "
+            f"ON CONFLICT (contact_id, touchpoint_id) DO UPDATE SET "
+            f"first_at = {least}({table}.first_at, excluded.first_at), "
+            f"last_at = {greatest}({table}.last_at, excluded.last_at), "
+            f"events = {table}.events + excluded.events",
+            tp_rows,
+        )
+
+
+def _upsert(sql: str, rows: list[tuple]) -> None:
+    width = len(rows[0])
+    placeholder = "(" + ", ".join(["%s"] * width) + ")"
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), UPSERT_ROWS):
+            chunk = rows[start : start + UPSERT_ROWS]
+            params = [value for row in chunk for value in row]
+            cursor.execute(sql.replace("{values}", ", ".join([placeholder] * len(chunk))), params)
+
+
+def touches_merge(*, winner_id: int, loser_id: int) -> None:
+    """Fold the loser's touch summaries into the winner's before crm merges two contacts
+    (the one-to-one and unique rows could not simply be moved)."""
+    loser = ContactTouchSummary.objects.filter(contact_id=loser_id).first()
+    if loser is not None:
+        winner = ContactTouchSummary.objects.select_for_update().filter(contact_id=winner_id).first()
+        if winner is None:
+            ContactTouchSummary.objects.filter(contact_id=loser_id).update(contact_id=winner_id)
+        else:
+            if loser.first_touch_at < winner.first_touch_at:
+                winner.first_touch_at, winner.first_channel = loser.first_touch_at, loser.first_channel
+                winner.first_touchpoint_id = loser.first_touchpoint_id
+            if loser.last_touch_at > winner.last_touch_at:
+                winner.last_touch_at, winner.last_channel = loser.last_touch_at, loser.last_channel
+            winner.touches += loser.touches
+            winner.save()
+            loser.delete()
+    winners = {row.touchpoint_id: row for row in ContactTouchpoint.objects.filter(contact_id=winner_id)}
+    for row in ContactTouchpoint.objects.filter(contact_id=loser_id):
+        kept = winners.get(row.touchpoint_id)
+        if kept is None:
+            row.contact_id = winner_id
+            row.save(update_fields=["contact"])
+            continue
+        kept.first_at, kept.last_at = min(kept.first_at, row.first_at), max(kept.last_at, row.last_at)
+        kept.events += row.events
+        kept.save(update_fields=["first_at", "last_at", "events"])
+        row.delete()
+
+
+# ---------------------------------------------------------------- attribution models
+
+
+@dataclass(frozen=True)
+class Touch:
+    at: datetime
+    channel: str
+    touchpoint_id: int | None
+    event_id: int = 0
+
+
+def _positional(n: int, roles: dict[int, Fraction], rest: Fraction) -> list[Fraction]:
+    """Role shares go to the touches at those positions (a touch holding two roles gets both);
+    `rest` is split evenly over the touches holding no role. What nobody can take (no role-less
+    touch, or a role without a touch) is shared out in proportion, so the weights add up to 1."""
+    weights = [Fraction(0)] * n
+    for position, share in roles.items():
+        weights[position] += share
+    others = [i for i in range(n) if i not in roles]
+    for i in others:
+        weights[i] += rest / len(others)
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def model_weights(model: str, n: int, lead: int | None = None) -> list[Fraction]:
+    """The share of each of n touches (oldest first) in one conversion. `lead` is the position of
+    the lead-creation touch (W-shaped only): the last touch at or before the contact entered the
+    journey's second stage, or None.
+
+    first: 100% to the first touch. last: 100% to the last. linear: 1/n each.
+    u_shaped: 40% first, 40% last, 20% split over the touches between; 1 touch 100%, 2 touches 50/50.
+    w_shaped: 30% first, 30% lead creation, 30% last, 10% split over the other touches; roles
+    that fall on one touch add up (first = lead: 60%), and when no touch is left for the 10%, or
+    there is no lead touch, the shares are scaled to add up to 100%. So 1 touch: 100%; 2 touches,
+    lead = first: 2/3 and 1/3; 2 touches without a lead touch: 50/50; 3 touches, lead in the
+    middle: 1/3 each; 3 touches, lead = first: 60/10/30.
+    """
+    if n == 0:
+        return []
+    if model == AttributionModel.FIRST:
+        return [Fraction(1)] + [Fraction(0)] * (n - 1)
+    if model == AttributionModel.LAST:
+        return [Fraction(0)] * (n - 1) + [Fraction(1)]
+    if model == AttributionModel.LINEAR:
+        return [Fraction(1, n)] * n
+    if n == 1:
+        return [Fraction(1)]
+    if model == AttributionModel.U_SHAPED:
+        return _positional(n, {0: Fraction(2, 5), n - 1: Fraction(2, 5)}, Fraction(1, 5))
+    if model == AttributionModel.W_SHAPED:
+        roles: dict[int, Fraction] = defaultdict(Fraction)
+        roles[0] += Fraction(3, 10)
+        roles[n - 1] += Fraction(3, 10)
+        if lead is not None:
+            roles[lead] += Fraction(3, 10)
+        return _positional(n, dict(roles), Fraction(1, 10))
+    raise ValueError(f"unknown attribution model {model!r}")
+
+
+def _credits_for(touches: list[Touch], *, lead_before: datetime | None) -> dict[str, dict[tuple, Decimal]]:
+    """{model: {(channel, touchpoint_id): weight}} for one conversion; no touch: all to ("", None)."""
+    if not touches:
+        return {model: {("", None): Decimal(1)} for model in AttributionModel.values}
+    lead = None
+    if lead_before is not None:
+        before = [i for i, touch in enumerate(touches) if touch.at <= lead_before]
+        lead = before[-1] if before else None
+    result = {}
+    for model in AttributionModel.values:
+        weights: dict[tuple, Fraction] = defaultdict(Fraction)
+        for touch, weight in zip(touches, model_weights(model, len(touches), lead), strict=True):
+            if weight:
+                weights[touch.channel, touch.touchpoint_id] += weight
+        # Rounded to the stored precision; the rounding rest goes to the largest share, so the
+        # stored weights of a conversion add up to exactly 1.
+        rounded = {key: Decimal(w.numerator) / Decimal(w.denominator) for key, w in weights.items()}
+        rounded = {key: w.quantize(WEIGHT_PLACES) for key, w in rounded.items()}
+        largest = max(rounded, key=lambda key: (rounded[key], key[0], key[1] or 0))
+        rounded[largest] += Decimal(1) - sum(rounded.values())
+        result[model] = rounded
+    return result
+
+
+# ---------------------------------------------------------------- attribution credits
+
+
+def _first_reaches(transitions: list[dict], orders: dict[int, int], journey_orders: list[int]) -> dict[int, dict]:
+    """{stage order: transition} for the transition that first reached each order (a move to a
+    higher stage reaches the skipped ones too). `transitions` are one enrollment's, oldest first."""
+    reached: dict[int, dict] = {}
+    for transition in transitions:
+        order = orders[transition["to_stage_id"]]
+        for stage_order in journey_orders:
+            if stage_order <= order and stage_order not in reached:
+                reached[stage_order] = transition
+    return reached
+
+
+@transaction.atomic
+def attribution_credit_update(*, enrollment_ids: Iterable[int]) -> int:
+    """Bring the credits of these enrollments in line with their ledgers and the touches stored
+    so far; return the number of conversions (enrollment, stage) written. Stages already
+    credited to the same transition are left alone, so a forward move writes only its new stages."""
+    enrollment_ids = sorted(set(enrollment_ids))
+    if not enrollment_ids:
+        return 0
+    # One lock order for every writer, so two tasks for one enrollment never both insert.
+    enrollments = {
+        e.pk: e
+        for e in Enrollment.objects.select_for_update()
+        .filter(pk__in=enrollment_ids)
+        .order_by("pk")
+        .only("pk", "contact_id", "journey_id")
+    }
+    stages = list(Stage.objects.filter(journey_id__in={e.journey_id for e in enrollments.values()}))
+    orders = {s.pk: s.order for s in stages}
+    stage_by_order = {(s.journey_id, s.order): s for s in stages}
+    journey_orders: dict[int, list[int]] = defaultdict(list)
+    for s in sorted(stages, key=lambda s: s.order):
+        journey_orders[s.journey_id].append(s.order)
+    ledgers: dict[int, list[dict]] = defaultdict(list)
+    for row in (
+        StageTransition.objects.filter(enrollment_id__in=enrollments)
+        .order_by("at", "id")
+        .values("id", "enrollment_id", "to_stage_id", "at", "event_id")
+    ):
+        ledgers[row["enrollment_id"]].append(row)
+    existing = set(
+        AttributionCredit.objects.filter(enrollment_id__in=enrollments)
+        .values_list("enrollment_id", "stage_id", "transition_id")
+        .distinct()
+    )
+    wanted: dict[tuple[int, int], dict] = {}  # (enrollment, stage) -> transition
+    second_entry: dict[int, datetime] = {}
+    for enrollment_id, ledger in ledgers.items():
+        journey_id = enrollments[enrollment_id].journey_id
+        reached = _first_reaches(ledger, orders, journey_orders[journey_id])
+        for stage_order, transition in reached.items():
+            wanted[enrollment_id, stage_by_order[journey_id, stage_order].pk] = transition
+        if len(journey_orders[journey_id]) > 1 and journey_orders[journey_id][1] in reached:
+            second_entry[enrollment_id] = reached[journey_orders[journey_id][1]]["at"]
+    keep = {(e, s, t) for e, s, t in existing if wanted.get((e, s), {}).get("id") == t}
+    stale = {(e, s) for e, s, _t in existing} - {(e, s) for e, s, _t in keep}
+    todo = {key: t for key, t in wanted.items() if (key[0], key[1], t["id"]) not in keep}
+    for enrollment_id, stage_id in stale:
+        AttributionCredit.objects.filter(enrollment_id=enrollment_id, stage_id=stage_id).delete()
+    if not todo:
+        return 0
+    contact_ids = {enrollments[e].contact_id for e, _s in todo}
+    latest = max(t["at"] for t in todo.values())
+    earliest = min(t["at"] for t in todo.values()) - LOOKBACK
+    touches: dict[int, list[Touch]] = defaultdict(list)
+    for event_id, contact_id, channel, touchpoint_id, at in (
+        Event.objects.filter(contact_id__in=contact_ids, occurred_at__gte=earliest, occurred_at__lte=latest)
+        .exclude(channel="")
+        .order_by("occurred_at", "id")
+        .values_list("id", "contact_id", "channel", "touchpoint_id", "occurred_at")
+    ):
+        touches[contact_id].append(Touch(at, channel, touchpoint_id, event_id))
+    rows = []
+    for (enrollment_id, stage_id), transition in sorted(todo.items()):
+        enrollment = enrollments[enrollment_id]
+        at = transition["at"]
+        # The event that caused the move is the conversion itself, not a touch before it.
+        before = [
+            t
+            for t in touches[enrollment.contact_id]
+            if at - LOOKBACK <= t.at <= at and t.event_id != transition["event_id"]
+        ]
+        for model, credits in _credits_for(before, lead_before=second_entry.get(enrollment_id)).items():
+            for (channel, touchpoint_id), weight in credits.items():
+                rows.append(
+                    AttributionCredit(
+                        transition_id=transition["id"],
+                        enrollment_id=enrollment_id,
+                        contact_id=enrollment.contact_id,
+                        journey_id=enrollment.journey_id,
+                        stage_id=stage_id,
+                        model=model,
+                        channel=channel,
+                        touchpoint_id=touchpoint_id,
+                        weight=weight,
+                        converted_at=at,
+                    )
+                )
+    AttributionCredit.objects.bulk_create(rows, batch_size=2000)
+    return len(todo)
+
+
+def summaries_rebuild(*, chunk: int = 2000, stdout=None) -> dict[str, int]:
+    """Recompute every summary from the ledgers: touch summaries from the events, credits from
+    the stage ledger and the events. For backfills and repairs; run it outside requests."""
+    with transaction.atomic():
+        ContactTouchSummary.objects.all().delete()
+        ContactTouchpoint.objects.all().delete()
+        events = 0
+        last_id = 0
+        while True:
+            batch = list(
+                Event.objects.filter(pk__gt=last_id)
+                .exclude(channel="")
+                .order_by("pk")
+                .only("pk", "contact_id", "channel", "touchpoint_id", "occurred_at")[: chunk * 5]
+            )
+            if not batch:
+                break
+            touches_record(batch)
+            events += len(batch)
+            last_id = batch[-1].pk
+    AttributionCredit.objects.all().delete()
+    conversions = 0
+    ids = list(Enrollment.objects.order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(ids), chunk):
+        conversions += attribution_credit_update(enrollment_ids=ids[start : start + chunk])
+        if stdout is not None:
+            stdout.write(f"enrollments {min(start + chunk, len(ids))}/{len(ids)}\n")
+    return {"events": events, "enrollments": len(ids), "conversions": conversions}
