@@ -1,14 +1,16 @@
 """The project's admin base classes. Every ModelAdmin derives from these, so the admin
 theme (plain Django today, perhaps unfold once we are on Python 3.12) changes here only."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import connection
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from .models import AuditLog
+from . import services
+from .models import AuditLog, Notification
 
 
 class EstimatedCountPaginator(Paginator):
@@ -58,6 +60,49 @@ class AuditLogAdmin(ModelAdmin):
     @admin.display(description=_("object"))
     def object_link(self, obj):
         return format_html('{} <bdi dir="ltr">#{}</bdi>', obj.object_repr, obj.object_id)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(ModelAdmin):
+    """Each user's own notifications (tickets at risk...). Nobody sees anyone else's."""
+
+    list_display = ("title_link", "kind", "created_at", "state")
+    list_filter = (("read_at", admin.EmptyFieldListFilter), "kind")
+    fields = ("title_link", "body", "kind", "created_at", "read_at")
+    readonly_fields = fields
+    actions = ["mark_read"]
+
+    @admin.display(description=_("title"))
+    def title_link(self, obj):
+        # Only links inside this site: a stored URL is never trusted to be a safe scheme.
+        if obj.url.startswith("/") and not obj.url.startswith("//"):
+            return format_html('<a href="{}">{}</a>', obj.url, obj.title)
+        return obj.title
+
+    @admin.display(description=_("read"), ordering="read_at")
+    def state(self, obj):
+        return _("Read") if obj.read_at else _("Unread")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(user=request.user)
+
+    @admin.action(description=_("Mark as read"), permissions=["view"])
+    def mark_read(self, request, queryset):
+        count = services.notifications_mark_read(user=request.user, ids=queryset.values_list("pk", flat=True))
+        self.message_user(
+            request,
+            ngettext("%d notification marked read.", "%d notifications marked read.", count) % count,
+            messages.SUCCESS,
+        )
 
     def has_add_permission(self, request):
         return False

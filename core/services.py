@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.mail import send_mass_mail
 from django.db import models, transaction
+from django.utils import timezone
 
 from .models import AuditLog, Notification
 
@@ -43,6 +44,11 @@ def notifications_send(*, items: list[dict], kind: str, email: bool = True) -> l
         if messages:
             transaction.on_commit(lambda: _send_quietly(messages))
     return rows
+
+
+def notifications_mark_read(*, user, ids) -> int:
+    """Mark some of the user's own unread notifications read; others' rows are left alone."""
+    return Notification.objects.filter(user=user, pk__in=list(ids), read_at__isnull=True).update(read_at=timezone.now())
 
 
 def _send_quietly(messages) -> None:

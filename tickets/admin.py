@@ -1,8 +1,46 @@
-from django.contrib import admin
+"""The agents' side of support: the queue, the ticket page with its comments and the customer
+beside it, bulk assignment and closing, and the report. Every change goes through
+tickets.services; a refused change is shown on the form and nothing of it is written."""
 
-from core.admin import ModelAdmin, TabularInline
+from contextlib import contextmanager
+from datetime import datetime, time, timedelta
 
-from .models import BusinessCalendar, CannedReply, Holiday, SLAPolicy, SLATarget, Team, Ticket
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+from phonenumber_field.formfields import PhoneNumberField
+from simple_history.admin import SimpleHistoryAdmin
+
+from core.admin import ModelAdmin, TabularInline, ltr
+from core.exceptions import DomainError
+from crm import selectors as crm_selectors
+from crm import services as crm_services
+from crm.choices import ContactSource
+from crm.models import Contact
+from journeys import selectors as journey_selectors
+from journeys.admin import CappedCountPaginator
+
+from . import choices, selectors, services
+from .models import (
+    BusinessCalendar,
+    CannedReply,
+    Holiday,
+    SLAPolicy,
+    SLATarget,
+    Team,
+    Ticket,
+    TicketComment,
+    TicketStatusChange,
+)
 
 
 class HolidayInline(TabularInline):
@@ -30,6 +68,7 @@ class SLAPolicyAdmin(ModelAdmin):
 @admin.register(Team)
 class TeamAdmin(ModelAdmin):
     list_display = ("name",)
+    search_fields = ("name",)
     filter_horizontal = ("members",)
 
 
@@ -40,9 +79,678 @@ class CannedReplyAdmin(ModelAdmin):
     search_fields = ("title", "body")
 
 
+# --- refused changes --------------------------------------------------------------------------------------
+
+
+class Refused(Exception):
+    """A service refused part of an admin save. Raised out of the admin's transaction, so
+    everything the save had written is rolled back; the form is then shown again with the reasons."""
+
+    def __init__(self, errors: list[tuple[str | None, str]]):
+        super().__init__(errors)
+        self.errors = errors
+
+
+@contextmanager
+def refusals():
+    try:
+        yield
+    except DomainError as exc:
+        raise Refused([(exc.field, exc.message)]) from exc
+    except ValidationError as exc:
+        if hasattr(exc, "error_dict"):
+            errors = [(field, message) for field, items in exc.message_dict.items() for message in items]
+        else:
+            errors = [(None, message) for message in exc.messages]
+        raise Refused(errors) from exc
+
+
+class RefusableForm(forms.ModelForm):
+    """Shows the reasons a service gave for refusing the last save (see Refused)."""
+
+    refused_errors: list[tuple[str | None, str]] = []
+
+    def clean(self):
+        cleaned_data = super().clean()
+        for field, message in self.refused_errors:
+            self.add_error(field if field in self.fields and field != "__all__" else None, message)
+        return cleaned_data
+
+
+# --- forms ------------------------------------------------------------------------------------------------
+
+
+class TicketAddForm(RefusableForm):
+    """Log a ticket: pick the contact, or give an email or phone and the contact is found (or
+    created) by them."""
+
+    new_email = forms.EmailField(
+        label=_("email"),
+        required=False,
+        widget=forms.EmailInput(attrs={"dir": "ltr"}),
+        help_text=_("No contact picked: the contact with this email or phone, or a new one."),
+    )
+    new_phone = PhoneNumberField(label=_("phone"), required=False, widget=forms.TextInput(attrs={"dir": "ltr"}))
+    new_first_name = forms.CharField(label=_("first name"), max_length=100, required=False)
+    new_last_name = forms.CharField(label=_("last name"), max_length=100, required=False)
+
+    class Meta:
+        model = Ticket
+        fields = ("contact", "subject", "description", "channel", "category", "priority", "assignee", "team", "tags")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["contact"].required = False
+        self.fields["channel"].initial = choices.Channel.PHONE
+
+    def clean(self):
+        cleaned_data = super().clean()
+        contact = cleaned_data.get("contact")
+        email, phone = cleaned_data.get("new_email"), cleaned_data.get("new_phone")
+        if (
+            contact is None
+            and not (email or phone)
+            and not self.has_error("new_email")
+            and not self.has_error("new_phone")
+        ):
+            self.add_error("contact", _("Pick a contact, or give an email or a phone number."))
+        elif contact is not None and (email or phone):
+            self.add_error("new_email", _("Pick a contact or give an email or phone, not both."))
+        return cleaned_data
+
+
+class TicketChangeForm(RefusableForm):
+    status_note = forms.CharField(
+        label=_("note on the status change"), max_length=500, required=False, widget=forms.TextInput()
+    )
+
+    class Meta:
+        model = Ticket
+        fields = ("subject", "description", "status", "priority", "category", "assignee", "tags")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "status" in self.fields and self.instance.pk:
+            allowed = [
+                choices.Status(status).label
+                for status in choices.Status
+                if status in choices.TRANSITIONS[self.instance.status]
+            ]
+            self.fields["status"].help_text = _("From here: %(statuses)s.") % {"statuses": ", ".join(map(str, allowed))}
+
+
+class CommentForm(forms.ModelForm):
+    canned_reply = forms.ModelChoiceField(
+        queryset=CannedReply.objects.none(),
+        required=False,
+        label=_("canned reply"),
+        help_text=_("Used when the body is empty; {first_name} and {ticket} are filled in."),
+    )
+
+    class Meta:
+        model = TicketComment
+        fields = ("is_public", "body")
+        widgets = {"body": forms.Textarea(attrs={"rows": 3, "cols": 60})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "canned_reply" in self.fields:
+            self.fields["canned_reply"].queryset = selectors.canned_replies()
+        if "body" in self.fields:
+            self.fields["body"].required = False
+
+    def clean(self):
+        cleaned_data = super().clean()
+        if (
+            self.instance.pk is None
+            and not (cleaned_data.get("body") or "").strip()
+            and not cleaned_data.get("canned_reply")
+            and not self.has_error("body")
+        ):
+            self.add_error("body", _("Write a reply or pick a canned reply."))
+        return cleaned_data
+
+
+class AssignForm(forms.Form):
+    assignee = forms.ModelChoiceField(queryset=selectors.support_agents(), label=_("Assign to"))
+
+
+class TeamForm(forms.Form):
+    team = forms.ModelChoiceField(queryset=Team.objects.all(), label=_("Team"))
+
+
+class ReportForm(forms.Form):
+    start = forms.DateField(label=_("from"))
+    end = forms.DateField(label=_("until (exclusive)"))
+    group_by = forms.ChoiceField(
+        label=_("group by"),
+        choices=[
+            ("priority", _("priority")),
+            ("assignee", _("assignee")),
+            ("channel", _("channel")),
+            ("stage_at_open", _("journey stage at open")),
+        ],
+    )
+
+    def clean(self):
+        cleaned_data = super().clean()
+        start, end = cleaned_data.get("start"), cleaned_data.get("end")
+        if start and end and (end <= start or (end - start).days > 366):
+            self.add_error("end", _("Give an end after the start, at most a year later."))
+        return cleaned_data
+
+
+# --- the queue --------------------------------------------------------------------------------------------
+
+
+class QueueFilter(admin.SimpleListFilter):
+    """The agent's views of the open tickets. The list is sorted by due time in each."""
+
+    title = _("queue")
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("mine", _("Mine")),
+            ("unassigned", _("Unassigned")),
+            ("at_risk", _("At risk")),
+            ("breached", _("Breached")),
+            ("open", _("All open")),
+        ]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        condition = {
+            "mine": lambda: {"assignee": request.user},
+            "unassigned": lambda: {"assignee__isnull": True},
+        }
+        value = self.value()
+        if value is None:
+            return queryset
+        queryset = queryset.filter(selectors.open_q())
+        if value in condition:
+            return queryset.filter(**condition[value]())
+        if value == "at_risk":
+            return queryset.filter(selectors.at_risk_q(now))
+        if value == "breached":
+            return queryset.filter(selectors.breached_q(now))
+        return queryset
+
+
+class QueuePaginator(CappedCountPaginator):
+    """A filtered queue counts at most the first 1,000 matches, unsorted: the count only sizes the
+    page links, and sorting every match of a large filter just to count it cost ~100 ms at 200,000
+    tickets. Unfiltered, the planner's estimate is used (core.admin.EstimatedCountPaginator)."""
+
+    COUNT_CAP = 1_000
+
+    @cached_property
+    def count(self):
+        query = getattr(self.object_list, "query", None)
+        if query is not None and query.where:
+            return self.object_list.order_by()[: self.COUNT_CAP].count()
+        return super().count
+
+
+def sla_badge(ticket) -> str:
+    # Text and colour: the state reads without colour, too.
+    return format_html(
+        '<span class="sla-badge sla-{}">{}</span>', ticket.sla_state, choices.SlaState(ticket.sla_state).label
+    )
+
+
+class TicketCommentInline(TabularInline):
+    """The conversation, oldest first. Written comments cannot be edited; a new one is a public
+    reply or an internal note, added through tickets.services.ticket_comment."""
+
+    model = TicketComment
+    form = CommentForm
+    fields = ("created_at", "author", "is_public", "body", "canned_reply")
+    readonly_fields = ("created_at", "author")
+    extra = 1
+    verbose_name = _("reply or note")
+    verbose_name_plural = _("conversation")
+
+    @admin.display(description=_("canned reply"))
+    def canned_reply(self, obj):
+        return ""  # only a new comment has one
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("author").order_by("created_at", "id")
+
+    def has_add_permission(self, request, obj=None):
+        if obj is not None and obj.merged_into_id:
+            return False
+        return request.user.has_perm("tickets.add_ticketcomment")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Ticket)
-class TicketAdmin(ModelAdmin):
-    list_display = ("id", "subject", "contact", "status", "priority", "assignee", "due_at", "sla_state")
-    list_filter = ("status", "priority", "sla_state", "channel")
+class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
+    # Each cell costs; each link costs more (a reverse() and the preserved filters' resolve()), so
+    # one link per row, and the channel is a filter rather than a column.
+    list_display = ("number", "subject", "contact", "status", "priority", "sla", "due_at", "assignee", "created_at")
+    list_display_links = ("subject",)
+    list_filter = (QueueFilter, "status", "priority", "sla_state", "channel", "category")
     list_select_related = ("contact", "assignee")
-    search_fields = ("=id", "subject")
+    search_fields = ("subject",)
+    search_help_text = _("Words of the subject, or a ticket number such as #123.")
+    ordering = selectors.QUEUE_ORDERING
+    autocomplete_fields = ("contact", "assignee", "tags")
+    paginator = QueuePaginator
+    inlines = [TicketCommentInline]
+    actions = ["assign_to_me", "assign_to_user", "assign_round_robin", "close_tickets"]
+    change_form_template = "admin/tickets/ticket/change_form.html"
+    change_list_template = "admin/tickets/ticket/change_list.html"
+
+    # -- list ----------------------------------------------------------------------------------------------
+
+    @admin.display(description=_("number"), ordering="id")
+    def number(self, obj):
+        return ltr(f"#{obj.pk}")
+
+    @admin.display(description=_("SLA"), ordering="sla_state")
+    def sla(self, obj):
+        return sla_badge(obj)
+
+    def get_queryset(self, request):
+        return selectors.tickets_visible(user=request.user, queryset=super().get_queryset(request))
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if term.lstrip("#").isdigit():
+            return queryset.filter(pk=int(term.lstrip("#"))), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [path("report/", view(self.report_view), name="tickets_ticket_report"), *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_report": request.user.has_perm("tickets.view_all_tickets")}
+        return super().changelist_view(request, extra_context)
+
+    # -- the ticket page -------------------------------------------------------------------------------------
+
+    def get_object(self, request, object_id, from_field=None):
+        queryset = self.get_queryset(request).select_related(
+            "contact__owner",
+            "assignee",
+            "team",
+            "sla_policy__calendar",
+            "stage_at_open",
+            "stage_at_close",
+            "created_by",
+        )
+        try:
+            return queryset.get(pk=int(unquote(object_id)))
+        except (Ticket.DoesNotExist, ValueError):
+            return None
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = TicketChangeForm if obj is not None else TicketAddForm
+        form = super().get_form(request, obj, change=change, **kwargs)
+        refused = getattr(request, "_tickets_refused", None)
+        if refused:
+            form = type(form.__name__, (form,), {"refused_errors": refused})
+        return form
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return [
+                (
+                    _("Customer"),
+                    {"fields": ["contact", ("new_email", "new_phone"), ("new_first_name", "new_last_name")]},
+                ),
+                (
+                    _("Ticket"),
+                    {
+                        "fields": [
+                            "subject",
+                            "description",
+                            ("channel", "category", "priority"),
+                            "assignee",
+                            "team",
+                            "tags",
+                        ]
+                    },
+                ),
+            ]
+        status = ["status", "status_note"] if self.has_change_permission(request, obj) else ["status"]
+        return [
+            (None, {"fields": ["subject", "description", tuple(status), ("priority", "category"), "assignee", "tags"]}),
+            (_("SLA"), {"fields": ["sla_summary", ("first_responded_at", "resolved_at", "closed_at")]}),
+            (
+                _("Details"),
+                {
+                    "fields": [
+                        "contact_link",
+                        ("channel", "team"),
+                        ("stage_at_open", "stage_at_close"),
+                        "merged_into",
+                        ("created_by", "created_at"),
+                    ]
+                },
+            ),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return (
+            "sla_summary",
+            "first_responded_at",
+            "resolved_at",
+            "closed_at",
+            "contact_link",
+            "channel",
+            "team",
+            "stage_at_open",
+            "stage_at_close",
+            "merged_into",
+            "created_by",
+            "created_at",
+        )
+
+    @admin.display(description=_("contact"))
+    def contact_link(self, obj):
+        url = reverse("admin:crm_contact_change", args=[obj.contact_id])
+        return format_html('<a href="{}">{}</a>', url, obj.contact)
+
+    @admin.display(description=_("SLA"))
+    def sla_summary(self, obj):
+        now = timezone.now()
+        try:
+            clock = services.ticket_clock(obj, now=now)
+        except DomainError as exc:
+            return exc.message
+        parts = [
+            (gettext("First response"), clock.first_response),
+            (gettext("Next response"), clock.next_response),
+            (gettext("Resolution"), clock.resolution),
+        ]
+        lines = format_html_join(
+            "",
+            "<li>{}: {}</li>",
+            (
+                (
+                    name,
+                    gettext("%(used)s of %(target)s business hours used%(due)s")
+                    % {
+                        "used": f"{part.elapsed / 3600:.1f}",
+                        "target": f"{part.target / 3600:.1f}",
+                        "due": gettext(", due %(at)s") % {"at": timezone.localtime(part.due).strftime("%Y-%m-%d %H:%M")}
+                        if part.due
+                        else "",
+                    },
+                )
+                for name, part in parts
+                if part is not None
+            ),
+        )
+        return format_html('{} <ul class="sla-clocks">{}</ul>', sla_badge(obj), lines)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk:
+            contact = obj.contact
+            context["customer"] = {
+                "contact": contact,
+                "enrollments": list(journey_selectors.contact_enrollments(contact_id=contact.pk)[:5]),
+                "events": list(journey_selectors.contact_recent_events(contact_id=contact.pk, limit=5)),
+                "other_tickets": selectors.contact_other_tickets(contact_id=contact.pk, exclude_id=obj.pk, limit=10),
+                "timeline": crm_selectors.contact_timeline(contact=contact, limit=10),
+            }
+            context["merged_into"] = obj.merged_into_id
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except Refused as refused:
+            # The save ran in one transaction, which has rolled back: nothing of it was written.
+            # Show the same form again, with the reasons.
+            request._tickets_refused = refused.errors
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        data, changed = form.cleaned_data, set(form.changed_data)
+        with refusals():
+            if not change:
+                ticket = services.ticket_create(
+                    contact=data.get("contact") or self._find_or_create_contact(request, data),
+                    subject=data["subject"],
+                    description=data.get("description", ""),
+                    channel=data["channel"],
+                    category=data["category"],
+                    priority=data["priority"],
+                    assignee=data.get("assignee"),
+                    team=data.get("team"),
+                    tags=data.get("tags") or (),
+                    actor=request.user,
+                )
+                obj.pk = ticket.pk
+                form.instance = ticket
+                return
+            edits = {name: data[name] for name in services.TICKET_EDITABLE_FIELDS if name in changed}
+            if edits or "tags" in changed:
+                services.ticket_update(
+                    ticket=obj, actor=request.user, tags=data["tags"] if "tags" in changed else None, **edits
+                )
+            if "assignee" in changed:
+                services.ticket_assign(ticket=obj, assignee=data["assignee"], actor=request.user)
+            if "status" in changed:
+                reopening = form.initial["status"] in choices.DONE and data["status"] not in choices.DONE
+                if reopening:  # before the new comments: a closed ticket takes no reply
+                    self._change_status(request, obj, form)
+                else:  # after the new comments: "reply and resolve" in one save
+                    form._status_after_comments = True
+
+    def _change_status(self, request, ticket, form):
+        services.ticket_change_status(
+            ticket=ticket,
+            status=form.cleaned_data["status"],
+            actor=request.user,
+            note=form.cleaned_data.get("status_note", ""),
+        )
+
+    def _find_or_create_contact(self, request, data) -> Contact:
+        email = (data.get("new_email") or "").strip().lower() or None
+        phone = str(data["new_phone"]) if data.get("new_phone") else None
+        ref = crm_selectors.ContactRef(email=email, phone=phone)
+        match = crm_selectors.contacts_match_refs([ref]).get(ref)
+        if match is not None:
+            contact_id, erased = match
+            if erased:
+                raise DomainError(gettext("That contact was erased."), field="new_email")
+            return Contact.objects.get(pk=contact_id)
+        if not request.user.has_perm("crm.add_contact"):
+            raise DomainError(
+                gettext("No contact has this email or phone, and you may not add one."), field="new_email"
+            )
+        contact = crm_services.contact_create(
+            actor=request.user,
+            source=ContactSource.ADMIN,
+            email=email,
+            phone=phone,
+            first_name=data.get("new_first_name", ""),
+            last_name=data.get("new_last_name", ""),
+        )
+        # Said only once the whole save has committed: a refusal later in it undoes the contact too.
+        message = gettext("New contact added: %(contact)s") % {"contact": contact}
+        transaction.on_commit(lambda: self.message_user(request, message))
+        return contact
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not TicketComment:
+            return super().save_formset(request, form, formset, change)
+        ticket, created = form.instance, []
+        with refusals():
+            for comment_form in formset.forms:
+                if comment_form.instance.pk is not None or not comment_form.has_changed():
+                    continue
+                data = comment_form.cleaned_data
+                body = (data.get("body") or "").strip()
+                if not body and data.get("canned_reply"):
+                    body = selectors.canned_reply_text(reply=data["canned_reply"], ticket=ticket)
+                created.append(
+                    services.ticket_comment(
+                        ticket=ticket, author=request.user, body=body, is_public=data.get("is_public", True)
+                    )
+                )
+        # What the admin's change message reads.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = created, [], []
+
+    def save_related(self, request, form, formsets, change):
+        # Tags were set by the service; the form's save_m2m() would write them behind its back.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+        if getattr(form, "_status_after_comments", False):
+            with refusals():
+                self._change_status(request, form.instance, form)
+
+    # -- bulk actions --------------------------------------------------------------------------------------
+
+    def _each(self, request, queryset, work, done_message):
+        done, errors = 0, []
+        for ticket in queryset.order_by("pk"):
+            try:
+                work(ticket)
+                done += 1
+            except DomainError as exc:
+                errors.append(f"#{ticket.pk}: {exc.message}")
+        if done:
+            self.message_user(request, done_message(done), messages.SUCCESS)
+        if errors:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d ticket was not changed: %(errors)s",
+                    "%(count)d tickets were not changed: %(errors)s",
+                    len(errors),
+                )
+                % {"count": len(errors), "errors": "; ".join(errors)},
+                messages.ERROR,
+            )
+
+    @admin.action(description=_("Assign to me"), permissions=["change"])
+    def assign_to_me(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda ticket: services.ticket_assign(ticket=ticket, assignee=request.user, actor=request.user),
+            lambda n: ngettext("%d ticket assigned to you.", "%d tickets assigned to you.", n) % n,
+        )
+
+    @admin.action(description=_("Assign to…"), permissions=["change"])
+    def assign_to_user(self, request, queryset):
+        form = AssignForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            assignee = form.cleaned_data["assignee"]
+            self._each(
+                request,
+                queryset,
+                lambda ticket: services.ticket_assign(ticket=ticket, assignee=assignee, actor=request.user),
+                lambda n: ngettext("%d ticket assigned.", "%d tickets assigned.", n) % n,
+            )
+            return None
+        return self._intermediate(request, queryset, title=_("Assign tickets"), form=form, action="assign_to_user")
+
+    @admin.action(description=_("Assign round-robin to a team"), permissions=["change"])
+    def assign_round_robin(self, request, queryset):
+        form = TeamForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            team = form.cleaned_data["team"]
+            self._each(
+                request,
+                queryset,
+                lambda ticket: services.ticket_assign_round_robin(ticket=ticket, team=team, actor=request.user),
+                lambda n: ngettext("%d ticket assigned.", "%d tickets assigned.", n) % n,
+            )
+            return None
+        return self._intermediate(
+            request, queryset, title=_("Assign round-robin to a team"), form=form, action="assign_round_robin"
+        )
+
+    @admin.action(description=_("Close"), permissions=["change"])
+    def close_tickets(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda ticket: services.ticket_change_status(
+                ticket=ticket, status=choices.Status.CLOSED, actor=request.user
+            ),
+            lambda n: ngettext("%d ticket closed.", "%d tickets closed.", n) % n,
+        )
+
+    def _intermediate(self, request, queryset, *, title, form, action):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "form": form,
+            "queryset": queryset[:20],
+            "count": queryset.count(),
+            "action": action,
+            "opts": self.model._meta,
+            "selected_ids": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+        }
+        return TemplateResponse(request, "admin/tickets/ticket/action_form.html", context)
+
+    # -- report --------------------------------------------------------------------------------------------
+
+    def report_view(self, request):
+        if not request.user.has_perm("tickets.view_all_tickets"):
+            raise PermissionDenied
+        today = timezone.localdate()
+        defaults = {"start": today - timedelta(days=30), "end": today + timedelta(days=1), "group_by": "priority"}
+        form = ReportForm(request.GET or defaults)
+        report = None
+        if form.is_valid():
+            start, end = (
+                timezone.make_aware(datetime.combine(form.cleaned_data[name], time.min)) for name in ("start", "end")
+            )
+            report = selectors.ticket_report(start=start, end=end, group_by=form.cleaned_data["group_by"])
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Support report"),
+            "form": form,
+            "report": report,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/tickets/ticket/report.html", context)
+
+
+@admin.register(TicketStatusChange)
+class TicketStatusChangeAdmin(ModelAdmin):
+    """The status log the SLA clock reads. Append-only."""
+
+    list_display = ("at", "ticket_link", "from_status", "to_status", "actor", "note")
+    list_filter = ("to_status",)
+    list_select_related = ("ticket", "actor")
+    search_fields = ("=ticket__id",)
+    paginator = CappedCountPaginator
+    readonly_fields = [f.name for f in TicketStatusChange._meta.fields]
+
+    @admin.display(description=_("ticket"))
+    def ticket_link(self, obj):
+        url = reverse("admin:tickets_ticket_change", args=[obj.ticket_id])
+        return format_html('<a href="{}">{}</a>', url, ltr(f"#{obj.ticket_id}"))
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.has_perm("tickets.view_all_tickets"):
+            return queryset
+        return queryset.filter(ticket__in=selectors.tickets_visible(user=request.user).values("pk"))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

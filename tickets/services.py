@@ -88,9 +88,18 @@ def _refresh_sla(ticket: Ticket, *, now: datetime | None = None) -> list[str]:
         "due_at": clock.due,
         "sla_state": clock.state(now),
     }
+    # A crossing seen here first is announced here: the beat pass only tells about tickets whose
+    # stored state it still has to move, so it would never tell about this one.
+    before, after = ticket.sla_state, values["sla_state"]
+    crossed = not clock.done and (
+        (after == choices.SlaState.BREACHED and before != choices.SlaState.BREACHED)
+        or (after == choices.SlaState.AT_RISK and before not in (choices.SlaState.AT_RISK, choices.SlaState.BREACHED))
+    )
     changed = [name for name, value in values.items() if getattr(ticket, name) != value]
     for name in changed:
         setattr(ticket, name, values[name])
+    if crossed:
+        _notify([ticket], kind="ticket.sla_breached" if after == choices.SlaState.BREACHED else "ticket.sla_at_risk")
     return changed
 
 
@@ -163,6 +172,36 @@ def ticket_create(
     if team is not None and assignee is None:
         ticket_assign_round_robin(ticket=ticket, team=team, actor=actor)
         ticket.refresh_from_db()
+    return ticket
+
+
+# What ticket_update changes; status and assignee have their own services.
+TICKET_EDITABLE_FIELDS = ("subject", "description", "category", "priority")
+
+
+@transaction.atomic
+def ticket_update(*, ticket: Ticket, actor, tags: Iterable | None = None, **fields) -> Ticket:
+    """Change the ticket's subject, description, category, priority or tags. A new priority has
+    other targets, so the due times are recomputed."""
+    unknown = set(fields) - set(TICKET_EDITABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"ticket_update() got unexpected fields {sorted(unknown)}")
+    ticket = _lock(ticket)
+    if ticket.merged_into_id:
+        raise DomainError(_("This ticket was merged; work on the one it was merged into."), code="merged")
+    changed = []
+    for name, value in fields.items():
+        value = value.strip() if isinstance(value, str) else value
+        if getattr(ticket, name) != value:
+            setattr(ticket, name, value)
+            changed.append(name)
+    if changed:
+        ticket.full_clean(exclude=["sla_state"])
+        if "priority" in changed:
+            changed += _refresh_sla(ticket)
+        _save(ticket, actor, changed)
+    if tags is not None:
+        ticket.tags.set(tags)
     return ticket
 
 
@@ -353,7 +392,8 @@ def tickets_sla_check(*, now: datetime | None = None) -> dict[str, int]:
             )
             .select_related("assignee")
         )
-        risky = [t for t in risky if t.pk not in {b.pk for b in breached}]
+        breached_ids = {t.pk for t in breached}
+        risky = [t for t in risky if t.pk not in breached_ids]
         Ticket.objects.filter(pk__in=[t.pk for t in breached]).update(sla_state=choices.SlaState.BREACHED)
         Ticket.objects.filter(pk__in=[t.pk for t in risky]).update(sla_state=choices.SlaState.AT_RISK)
         _notify(breached, kind="ticket.sla_breached")

@@ -79,8 +79,9 @@ class Calendar:
             hours = self.day_hours(day)
             if hours is not None and hours[1] > start:
                 lo = max(hours[0], start)
-                available = (hours[1] - lo).total_seconds()
-                if seconds <= available:
+                # Hours inside a spring-forward gap can end before they start: no time, none taken.
+                available = max(0.0, (hours[1] - lo).total_seconds())
+                if available > 0 and seconds <= available:
                     return lo + timedelta(seconds=seconds)
                 seconds -= available
             day += timedelta(days=1)

@@ -44,6 +44,10 @@ class Command(BaseCommand):
                 user.save()
             user.groups.add(Group.objects.get(name=role))
 
+        # The retention playbook (templates, workflows, schedules) first, so the demo's signups
+        # start the welcome and onboarding workflows. Idempotent.
+        call_command("install_playbook", stdout=self.stdout)
+
         from crm.models import Contact
 
         if not Contact.objects.exists():
@@ -51,6 +55,7 @@ class Command(BaseCommand):
             call_command("seed_demo", contacts=contacts, stdout=self.stdout)
             self.stdout.write("Loading their journeys (events through the stage rules)...")
             call_command("seed_journeys", stdout=self.stdout)
+            call_command("churn_recompute", stdout=self.stdout)
 
         self.stdout.write(self.style.SUCCESS("\nSafar is ready at http://127.0.0.1:8000/admin/"))
         self.stdout.write(f"  superuser: admin / {password}")

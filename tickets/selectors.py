@@ -1,0 +1,241 @@
+"""Reads for tickets: who sees which tickets, the agents' queue, the ticket page's side panel,
+canned replies, and the support report."""
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from journeys.models import Stage
+
+from . import choices, sla
+from .models import CannedReply, SLAPolicy, Ticket, TicketComment, TicketStatusChange
+
+User = get_user_model()
+
+# The queue: the ticket due first on top; tickets with no running clock (paused) after the others.
+QUEUE_ORDERING = (F("due_at").asc(nulls_last=True), F("created_at").asc(), F("id").asc())
+REPORT_GROUPS = ("priority", "assignee", "channel", "stage_at_open")
+
+
+def ticket_list() -> QuerySet[Ticket]:
+    return Ticket.objects.select_related("contact", "assignee", "team").prefetch_related("tags")
+
+
+def tickets_visible(*, user, queryset: QuerySet[Ticket] | None = None) -> QuerySet[Ticket]:
+    """Support and managers (tickets.view_all_tickets) see every ticket; sales (tickets.view_ticket
+    alone) see the tickets of the contacts they own; anyone else sees none."""
+    queryset = Ticket.objects.all() if queryset is None else queryset
+    if user.has_perm("tickets.view_all_tickets"):
+        return queryset
+    if user.has_perm("tickets.view_ticket"):
+        return queryset.filter(contact__owner=user)
+    return queryset.none()
+
+
+def support_agents() -> QuerySet:
+    """Active staff who may work tickets: the people tickets can be assigned to."""
+    can_work = Permission.objects.filter(content_type__app_label="tickets", codename="change_ticket")
+    return (
+        User.objects.filter(is_active=True, is_staff=True)
+        .filter(Q(is_superuser=True) | Q(groups__permissions__in=can_work) | Q(user_permissions__in=can_work))
+        .distinct()
+        .order_by("username")
+    )
+
+
+OPEN_STATUSES = sorted(set(choices.Status.values) - choices.DONE)
+
+
+def open_q() -> Q:
+    """Tickets someone still has to work on. Named statuses (IN, not NOT IN), so PostgreSQL reads
+    them through the (status, due_at) and (assignee, status, due_at) indexes."""
+    return Q(status__in=OPEN_STATUSES, merged_into__isnull=True)
+
+
+def breached_q(now: datetime) -> Q:
+    """Breached, including tickets whose due time passed since the last beat pass."""
+    return Q(sla_state=choices.SlaState.BREACHED) | Q(due_at__lte=now)
+
+
+def at_risk_q(now: datetime) -> Q:
+    crossed = Q(first_response_at_risk_at__lte=now) | Q(resolution_at_risk_at__lte=now)
+    return (crossed | Q(sla_state=choices.SlaState.AT_RISK)) & ~breached_q(now)
+
+
+def contact_other_tickets(*, contact_id: int, exclude_id: int | None = None, limit: int = 10) -> list[Ticket]:
+    rows = Ticket.objects.filter(contact_id=contact_id).select_related("assignee").order_by("-created_at", "-id")
+    if exclude_id is not None:
+        rows = rows.exclude(pk=exclude_id)
+    return list(rows[:limit])
+
+
+def ticket_comments(*, ticket: Ticket) -> QuerySet[TicketComment]:
+    return ticket.comments.select_related("author").order_by("created_at", "id")
+
+
+def canned_replies() -> QuerySet[CannedReply]:
+    return CannedReply.objects.filter(is_active=True).order_by("title", "language")
+
+
+def canned_reply_text(*, reply: CannedReply, ticket: Ticket) -> str:
+    """The reply with {first_name} and {ticket} filled in. Other braces are left as written
+    (str.format would fail on them)."""
+    first_name = ticket.contact.first_name or ticket.contact.last_name or ""
+    return reply.body.replace("{first_name}", first_name).replace("{ticket}", str(ticket.pk)).strip()
+
+
+# --- the report -----------------------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Linear interpolation between the closest ranks (numpy's default); the median is 0.5."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = fraction * (len(ordered) - 1)
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass
+class ReportRow:
+    key: object
+    label: str
+    count: int = 0
+    backlog: int = 0
+    breached: int = 0
+    first_response: list[float] = field(default_factory=list)  # business seconds
+    resolution: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        def hours(values, fraction):
+            value = percentile(values, fraction)
+            return None if value is None else round(value / 3600, 2)
+
+        return {
+            "key": self.key,
+            "label": self.label,
+            "count": self.count,
+            "backlog": self.backlog,
+            "breached": self.breached,
+            "breach_rate": round(self.breached / self.count, 4) if self.count else None,
+            "first_response_median_hours": hours(self.first_response, 0.5),
+            "first_response_p90_hours": hours(self.first_response, 0.9),
+            "resolution_median_hours": hours(self.resolution, 0.5),
+            "resolution_p90_hours": hours(self.resolution, 0.9),
+        }
+
+
+def _report_labels(group_by: str, keys) -> dict:
+    keys = {key for key in keys if key is not None}
+    if group_by == "priority":
+        return dict(choices.Priority.choices)
+    if group_by == "channel":
+        return dict(choices.Channel.choices)
+    if group_by == "assignee":
+        users = User.objects.filter(pk__in=keys).only("pk", "username", "first_name", "last_name")
+        return {user.pk: user.get_full_name() or user.get_username() for user in users}
+    stages = Stage.objects.filter(pk__in=keys).select_related("journey")
+    return {stage.pk: f"{stage.journey.name}: {stage.name}" for stage in stages}
+
+
+def ticket_report(*, start: datetime, end: datetime, group_by: str, now: datetime | None = None) -> dict:
+    """Tickets opened in [start, end), grouped by priority, assignee, channel or journey stage at
+    open. Per group: how many, how many are still open now (backlog), how many breached any SLA
+    target (and the share), and the median and 90th percentile of the first response and resolution
+    times in business hours of each ticket's calendar (pauses excluded), over the tickets that got a
+    first response or were resolved. Tickets merged into another are left out: they are duplicates.
+
+    About ten queries whatever the number of tickets: the status logs and replies of all tickets
+    are read in two queries and each clock is computed in Python by tickets.sla."""
+    if group_by not in REPORT_GROUPS:
+        raise ValueError(f"group_by must be one of {REPORT_GROUPS}")
+    now = now or timezone.now()
+    tickets = Ticket.objects.filter(created_at__gte=start, created_at__lt=end, merged_into__isnull=True)
+    column = {"assignee": "assignee_id", "stage_at_open": "stage_at_open_id"}.get(group_by, group_by)
+    rows = list(
+        tickets.order_by("created_at", "id").values_list(
+            "pk", "created_at", "status", "priority", "sla_policy_id", column
+        )
+    )
+    logs, replies = defaultdict(list), defaultdict(list)
+    if rows:
+        ids = tickets.values("pk")
+        for ticket_id, at, status in (
+            TicketStatusChange.objects.filter(ticket__in=ids)
+            .order_by("ticket_id", "at", "id")
+            .values_list("ticket_id", "at", "to_status")
+        ):
+            logs[ticket_id].append((at, status))
+        for ticket_id, at in (
+            TicketComment.objects.filter(ticket__in=ids, is_public=True, author__isnull=False)
+            .order_by("ticket_id", "created_at", "id")
+            .values_list("ticket_id", "created_at")
+        ):
+            replies[ticket_id].append(at)
+    policies = (
+        SLAPolicy.objects.filter(pk__in={row[4] for row in rows})
+        .select_related("calendar")
+        .prefetch_related("calendar__holidays", "targets")
+    )
+    calendars, targets = {}, {}
+    for policy in policies:
+        calendars[policy.pk] = sla.Calendar.from_model(policy.calendar)
+        for target in policy.targets.all():
+            targets[(policy.pk, target.priority)] = sla.Targets(
+                first_response=target.first_response_minutes * 60,
+                next_response=target.next_response_minutes * 60,
+                resolution=target.resolution_minutes * 60,
+                at_risk_percent=policy.at_risk_percent,
+            )
+    labels = _report_labels(group_by, {row[5] for row in rows})
+    groups: dict[object, ReportRow] = {}
+    total = ReportRow(key=None, label=_("All tickets"))
+    for pk, created_at, status, priority, policy_id, key in rows:
+        if key not in groups:
+            fallback = _("Unassigned") if group_by == "assignee" else _("No journey stage")
+            groups[key] = ReportRow(key=key, label=str(labels.get(key, key if key is not None else fallback)))
+        clock = None
+        if (policy_id, priority) in targets:
+            clock = sla.compute(
+                calendar=calendars[policy_id],
+                targets=targets[(policy_id, priority)],
+                created_at=created_at,
+                log=logs[pk],
+                replies=replies[pk],
+                now=now,
+            )
+        for row in (groups[key], total):
+            row.count += 1
+            row.backlog += status not in choices.DONE
+            if clock is None:
+                continue
+            row.breached += clock.state(now) == choices.SlaState.BREACHED
+            if clock.first_response.met_at is not None:
+                row.first_response.append(clock.first_response.elapsed)
+            if clock.resolution.met_at is not None:
+                row.resolution.append(clock.resolution.elapsed)
+    ordered = sorted(groups.values(), key=lambda row: (row.key is None, str(row.label)))
+    return {
+        "start": start,
+        "end": end,
+        "group_by": group_by,
+        "rows": [row.as_dict() for row in ordered],
+        "total": total.as_dict(),
+    }
+
+
+def contact_has_open_ticket(*, contact_id: int, exclude_ticket_id: int | None = None) -> bool:
+    """Whether the contact has a ticket not yet resolved or closed, other than the one given
+    (surveys asks nobody with an open problem, unless the survey is about it)."""
+    tickets = Ticket.objects.filter(contact_id=contact_id).exclude(status__in=choices.DONE)
+    if exclude_ticket_id is not None:
+        tickets = tickets.exclude(pk=exclude_ticket_id)
+    return tickets.exists()
