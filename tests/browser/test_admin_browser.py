@@ -165,12 +165,13 @@ def test_import_with_a_bad_row_shows_the_error_and_imports_nothing(
     expect(page.locator("#id_format option:checked")).to_have_text("csv")  # guessed from the name
     with page.expect_navigation():
         page.click("#content input[type=submit]")
-    # then row 2 is flagged with the phone error, shown when she points at it
+    # then, on the import job's page, line 3 (the header is line 1) is flagged with the phone
+    # error, shown when she points at it
     with translation.override("fa"):
         expected = gettext("Not a valid phone number: %(value)s") % {"value": "12ab"}
     errors_cell = page.locator("table.import-preview td.errors")
     expect(errors_cell).to_have_count(1)
-    expect(page.locator("table.import-preview tbody tr td").first).to_have_text("2")
+    expect(page.locator("table.import-preview tbody tr td").first).to_have_text("3")
     errors_cell.hover()
     container = errors_cell.locator(".validation-error-container")
     expect(container).to_contain_text("phone")

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class SurveysConfig(AppConfig):
+    name = "surveys"
+    verbose_name = _("Surveys")
+
+    def ready(self):
+        from . import handlers, receivers  # noqa: F401  (crm registry hooks; stage and ticket triggers)

@@ -1,0 +1,201 @@
+"""Reads for surveys: the stage-triggered surveys, and the results of a survey."""
+
+from collections import defaultdict
+from datetime import date, datetime, time, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models import Case, CharField, Count, F, Func, IntegerField, Q, QuerySet, Value, When
+from django.db.models.functions import TruncMonth, TruncWeek
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from crm.models import Segment
+from journeys.choices import Channel
+from journeys.models import Stage
+
+from . import choices, metrics
+from .models import Invitation, Response, Survey
+
+_stage_cache: dict = {"at": None, "surveys": []}
+STAGE_CACHE_SECONDS = 10
+
+
+def stage_surveys() -> list[Survey]:
+    """Active stage-triggered surveys, read at most every few seconds: stage moves come in
+    batches of thousands from event ingestion, and most stages trigger nothing. Saving or
+    deleting a survey clears the cache of its process (surveys.receivers)."""
+    now = timezone.now()
+    if _stage_cache["at"] is None or (now - _stage_cache["at"]).total_seconds() > STAGE_CACHE_SECONDS:
+        _stage_cache["surveys"] = list(
+            Survey.objects.filter(trigger=choices.Trigger.STAGE_ENTERED, is_active=True, trigger_stage__isnull=False)
+        )
+        _stage_cache["at"] = now
+    return _stage_cache["surveys"]
+
+
+def stage_surveys_forget() -> None:
+    _stage_cache["at"] = None
+
+
+# ---------------------------------------------------------------- results
+
+MIN_GROUP = 5  # anonymous surveys show no group with fewer answers than this
+GROUP_BY = ("stage", "segment", "channel", "agent", "language", "period")
+PERIODS = {"week": TruncWeek, "month": TruncMonth}
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def survey_responses(*, survey: Survey, start: date | None = None, end: date | None = None) -> QuerySet:
+    """The answers to one survey on its own scale, answered from `start` to `end` (days, both included)."""
+    rows = Response.objects.filter(survey=survey).filter(metrics.scale_filter(survey.kind)).order_by()
+    if start:
+        rows = rows.filter(answered_at__gte=_day_start(start))
+    if end:
+        rows = rows.filter(answered_at__lt=_day_start(end + timedelta(days=1)))
+    return rows
+
+
+def _suppress(survey: Survey, figure: dict) -> dict:
+    """An anonymous survey hides the numbers of any group of fewer than MIN_GROUP answers."""
+    hidden = survey.anonymous and figure["answers"] < MIN_GROUP
+    if hidden:
+        figure = {**figure, "value": None, "answers": None, "comment_rate": None}
+    return {**figure, "suppressed": hidden}
+
+
+def _period_label(value, period: str) -> str:
+    day = value.date() if isinstance(value, datetime) else value
+    return day.strftime("%Y-%m") if period == "month" else day.isoformat()
+
+
+def _segment_counts(rows: QuerySet, kind: str) -> list[dict]:
+    """Per segment id in segment_ids (an answer in several segments counts in each)."""
+    if connection.vendor == "postgresql":
+        key = Func(F("segment_ids"), function="jsonb_array_elements_text", output_field=CharField())
+        return list(rows.annotate(key=key).values("key").annotate(**metrics.metric_expressions(kind)))
+    # Elsewhere (SQLite in development) JSON arrays cannot be unnested by the ORM: add up in Python.
+    scores: dict[str, list[int]] = defaultdict(list)
+    commented: dict[str, int] = defaultdict(int)
+    has_comment = Case(When(comment="", then=Value(0)), default=Value(1), output_field=IntegerField())
+    for segment_ids, score, with_comment in rows.annotate(c=has_comment).values_list("segment_ids", "score", "c"):
+        for segment_id in segment_ids or []:
+            scores[str(segment_id)].append(score)
+            commented[str(segment_id)] += with_comment
+    return [{"key": key, **metrics.counts_from_scores(kind, values, commented[key])} for key, values in scores.items()]
+
+
+def _labels(group_by: str, keys: list) -> dict:
+    """One query at most: the names of the stages, segments or agents in a breakdown."""
+    keys = [key for key in keys if key not in (None, "")]
+    if group_by == "stage":
+        return {stage.pk: str(stage) for stage in Stage.objects.filter(pk__in=keys)}
+    if group_by == "segment":
+        return {str(pk): name for pk, name in Segment.objects.filter(pk__in=keys).values_list("pk", "name")}
+    if group_by == "agent":
+        users = get_user_model().objects.filter(pk__in=keys)
+        return {user.pk: user.get_full_name() or user.get_username() for user in users}
+    if group_by == "language":
+        return {code: str(name) for code, name in settings.LANGUAGES}
+    if group_by == "channel":
+        return {value: str(label) for value, label in Channel.choices}
+    return {}
+
+
+def _groups(*, survey: Survey, rows: QuerySet, group_by: str, period: str) -> list[dict]:
+    kind = survey.kind
+    if group_by == "period":
+        counts = list(
+            rows.annotate(key=PERIODS[period]("answered_at"))
+            .values("key")
+            .annotate(**metrics.metric_expressions(kind))
+            .order_by("key")
+        )
+    elif group_by == "segment":
+        counts = _segment_counts(rows, kind)
+    else:
+        counts = list(rows.values(key=F(group_by)).annotate(**metrics.metric_expressions(kind)))
+    labels = _labels(group_by, [row["key"] for row in counts])
+    groups = []
+    for row in counts:
+        key = row["key"]
+        if group_by == "period":
+            label = _period_label(key, period)
+            key = label
+        elif key in (None, ""):
+            label = str(_("None"))
+        else:
+            label = labels.get(key) or f"#{key}"
+        figure = _suppress(survey, metrics.metric_from_counts(kind, row))
+        figure.pop("definition")
+        groups.append({"key": "" if key is None else str(key), "label": label, **figure})
+    if group_by != "period":
+        groups.sort(key=lambda g: (g["suppressed"], -(g["answers"] or 0), g["label"]))
+    return groups
+
+
+def survey_results(
+    *,
+    survey: Survey,
+    start: date | None = None,
+    end: date | None = None,
+    group_by: str | None = None,
+    period: str = "week",
+) -> dict:
+    """The figures of one survey, each next to its definition (surveys.metrics): the metric, the
+    response, comment and recovery rates, the score distribution, the trend per week or month and,
+    when asked, a breakdown by stage, segment, channel, agent, language or period.
+
+    A fixed number of queries whatever the number of answers: one per figure, each grouped in the
+    database. Anonymous surveys return a group of fewer than MIN_GROUP answers as suppressed."""
+    if group_by is not None and group_by not in GROUP_BY:
+        raise ValueError(f"group_by must be one of {GROUP_BY}")
+    if period not in PERIODS:
+        raise ValueError(f"period must be one of {tuple(PERIODS)}")
+    kind = survey.kind
+    rows = survey_responses(survey=survey, start=start, end=end)
+    overall = metrics.metric_from_counts(kind, rows.aggregate(**metrics.metric_expressions(kind)))
+    overall = _suppress(survey, overall)
+
+    low, high = survey.scale
+    per_score = dict(rows.values_list("score").annotate(n=Count("id")))
+    distribution = [{"score": score, "count": per_score.get(score, 0)} for score in range(low, high + 1)]
+    if overall["suppressed"]:
+        distribution = []
+
+    invitations = Invitation.objects.filter(survey=survey, sent_at__isnull=False).order_by()
+    if start:
+        invitations = invitations.filter(sent_at__gte=_day_start(start))
+    if end:
+        invitations = invitations.filter(sent_at__lt=_day_start(end + timedelta(days=1)))
+    sent = invitations.aggregate(sent=Count("id"), answered=Count("id", filter=Q(answered_at__isnull=False)))
+
+    return {
+        "survey": survey.pk,
+        "kind": kind,
+        "scale": [low, high],
+        "anonymous": survey.anonymous,
+        "min_group": MIN_GROUP if survey.anonymous else None,
+        "start": start,
+        "end": end,
+        "period": period,
+        "group_by": group_by,
+        "metric": overall,
+        "response_rate": {
+            **sent,
+            "value": metrics.response_rate(**sent),
+            "definition": str(metrics.DEFINITIONS["response_rate"]),
+        },
+        "comment_rate": {
+            "value": overall["comment_rate"],
+            "definition": str(metrics.DEFINITIONS["comment_rate"]),
+        },
+        "recovery": metrics.recovery_counts(rows),
+        "distribution": distribution,
+        "trend": _groups(survey=survey, rows=rows, group_by="period", period=period),
+        "groups": _groups(survey=survey, rows=rows, group_by=group_by, period=period) if group_by else [],
+    }

@@ -1,0 +1,448 @@
+"""Writes for surveys: invite (with the survey budget, open-ticket and consent rules), send,
+remind, record an answer and close the loop."""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from core.exceptions import DomainError
+from core.services import audit_log_record
+from crm import selectors as crm_selectors
+from crm.choices import ConsentPurpose, ConsentStatus
+from crm.models import Contact, Segment
+from journeys import choices as journey_choices
+from journeys import selectors as journey_selectors
+from journeys.ingest import events_ingest
+from tickets import selectors as ticket_selectors
+from tickets import services as ticket_services
+from tickets.models import Ticket
+
+from . import choices, metrics, selectors, tokens
+from .models import Invitation, Response, Survey
+from .signals import response_submitted
+
+logger = logging.getLogger(__name__)
+# Answers at or below these open a follow-up ticket: NPS detractors and unhappy CSAT.
+UNHAPPY = {choices.Kind.NPS: 6, choices.Kind.CSAT: 2}
+
+
+def budget_days() -> int:
+    return settings.SURVEYS_BUDGET_DAYS
+
+
+def survey_url(invitation: Invitation, score: int | None = None) -> str:
+    token = tokens.make(invitation.nonce)
+    if score is None:
+        return settings.SITE_URL + reverse("surveys:answer", args=[token])
+    return settings.SITE_URL + reverse("surveys:one-click", args=[token, score])
+
+
+def _skip_reason(*, survey: Survey, contact, ticket, now: datetime, force: bool) -> str:
+    if contact.erased_at:
+        return choices.SkipReason.ERASED
+    if not contact.email:
+        return choices.SkipReason.NO_ADDRESS
+    consent = crm_selectors.consent_current(contact=contact).get(("email", ConsentPurpose.SURVEYS))
+    if consent is not None and consent.status == ConsentStatus.WITHDRAWN:
+        return choices.SkipReason.NO_CONSENT
+    if force:
+        return ""
+    if ticket_selectors.contact_has_open_ticket(contact_id=contact.pk, exclude_ticket_id=ticket.pk if ticket else None):
+        return choices.SkipReason.OPEN_TICKET
+    recent = Invitation.objects.filter(
+        contact=contact,
+        status__in=[choices.InvitationStatus.SENT, choices.InvitationStatus.ANSWERED],
+        sent_at__gte=now - timedelta(days=budget_days()),
+    )
+    if recent.exists():
+        return choices.SkipReason.BUDGET
+    pending = Invitation.objects.filter(contact=contact, status=choices.InvitationStatus.SCHEDULED)
+    if ticket is None and pending.filter(ticket__isnull=False).exists():
+        return choices.SkipReason.PENDING_CSAT  # the transactional survey goes first
+    if ticket is None and pending.exists():
+        return choices.SkipReason.BUDGET
+    return ""
+
+
+@transaction.atomic
+def invitation_create(
+    *,
+    survey: Survey,
+    contact,
+    ticket=None,
+    channel: str = "email",
+    send_after: datetime | None = None,
+    force: bool = False,
+) -> Invitation:
+    """Invite a contact, or record why not (status skipped with a reason). `force` skips the
+    budget and open-ticket rules (a pulse survey after a complaint was handled), never consent."""
+    if not survey.is_active:
+        raise DomainError(_("This survey is not active."), code="inactive", field="survey")
+    now = timezone.now()
+    reason = _skip_reason(survey=survey, contact=contact, ticket=ticket, now=now, force=force)
+    if not reason and ticket is not None:
+        # A ticket survey replaces a relational one that has not gone out yet.
+        Invitation.objects.filter(
+            contact=contact, status=choices.InvitationStatus.SCHEDULED, ticket__isnull=True
+        ).update(status=choices.InvitationStatus.SKIPPED, skip_reason=choices.SkipReason.PENDING_CSAT)
+    invitation = Invitation.objects.create(
+        survey=survey,
+        contact=contact,
+        channel=channel,
+        language=contact.language or settings.LANGUAGE_CODE,
+        status=choices.InvitationStatus.SKIPPED if reason else choices.InvitationStatus.SCHEDULED,
+        skip_reason=reason,
+        send_after=send_after or now,
+        stage_at_send=journey_selectors.contact_current_stage(contact_id=contact.pk),
+        ticket=ticket,
+    )
+    if not reason and invitation.send_after <= now:
+        from .tasks import invitation_send_task
+
+        transaction.on_commit(lambda: invitation_send_task.delay(invitation.pk))
+    return invitation
+
+
+INVITE_MAX = 1000  # contacts per bulk invitation; a larger segment is a scheduled survey's job
+
+
+@dataclass
+class InviteResult:
+    """What happened to one contact of a bulk invitation."""
+
+    contact: int
+    status: str  # an InvitationStatus, or "rejected" when no invitation was made
+    invitation: int | None = None
+    skip_reason: str = ""
+    detail: str = ""
+
+
+def survey_invite(
+    *, survey: Survey, contact_ids: list[int] | None = None, segment: Segment | None = None, actor
+) -> list[InviteResult]:
+    """Invite some contacts, or the live members of a segment, each through invitation_create
+    (so the budget, open-ticket and consent rules apply to each). Unknown ids are reported, not
+    raised; an inactive survey or too many contacts is a DomainError. One audit entry."""
+    if not survey.is_active:
+        raise DomainError(_("This survey is not active."), code="inactive", field="survey")
+    if segment is not None:
+        ids = list(
+            crm_selectors.segment_members(segment=segment).order_by("pk").values_list("pk", flat=True)[: INVITE_MAX + 1]
+        )
+    else:
+        ids = list(dict.fromkeys(contact_ids or []))  # once each, in the order given
+    if len(ids) > INVITE_MAX:
+        raise DomainError(
+            _("Invite at most %(limit)d contacts at a time; schedule the survey for a larger segment.")
+            % {"limit": INVITE_MAX},
+            code="too_many",
+            field="segment" if segment is not None else "contacts",
+        )
+    contacts = Contact.objects.in_bulk(ids)
+    results = []
+    for contact_id in ids:
+        contact = contacts.get(contact_id)
+        if contact is None:
+            results.append(InviteResult(contact=contact_id, status="rejected", detail=str(_("No such contact."))))
+            continue
+        invitation = invitation_create(survey=survey, contact=contact)
+        results.append(
+            InviteResult(
+                contact=contact_id,
+                status=invitation.status,
+                invitation=invitation.pk,
+                skip_reason=invitation.skip_reason,
+                detail=str(invitation.get_skip_reason_display()) if invitation.skip_reason else "",
+            )
+        )
+    audit_log_record(
+        actor=actor,
+        action="survey.invite",
+        obj=survey,
+        data={
+            "segment": segment.pk if segment is not None else None,
+            "invited": sum(r.status == choices.InvitationStatus.SCHEDULED for r in results),
+            "skipped": sum(r.status == choices.InvitationStatus.SKIPPED for r in results),
+            "rejected": sum(r.status == "rejected" for r in results),
+        },
+    )
+    return results
+
+
+def _email(invitation: Invitation, *, reminder: bool) -> EmailMultiAlternatives:
+    survey = invitation.survey
+    with translation.override(invitation.language):
+        low, high = survey.scale
+        context = {
+            "invitation": invitation,
+            "survey": survey,
+            "question": survey.text("question", invitation.language),
+            "contact": invitation.contact,
+            "url": survey_url(invitation),
+            "scores": [(score, survey_url(invitation, score)) for score in range(low, high + 1)],
+            "reminder": reminder,
+            "rtl": translation.get_language_bidi(),
+            "language": invitation.language,
+        }
+        subject = (_("Reminder: %(question)s") if reminder else "%(question)s") % {"question": context["question"]}
+        text = render_to_string("surveys/email.txt", context)
+        html = render_to_string("surveys/email.html", context)
+    message = EmailMultiAlternatives(subject[:200], text, to=[invitation.contact.email])
+    message.attach_alternative(html, "text/html")
+    return message
+
+
+def invitation_send(*, invitation_id: int, reminder: bool = False) -> bool:
+    """Email the invitation (or a reminder). Returns whether a message went out.
+
+    The row is locked while sending, so two workers never send the same invitation; a crash
+    after the SMTP server accepted the message and before commit can send it twice (at least once)."""
+    now = timezone.now()
+    with transaction.atomic():
+        invitation = (
+            Invitation.objects.select_for_update(of=("self",))
+            .select_related("survey", "contact")
+            .filter(pk=invitation_id)
+            .first()
+        )
+        if invitation is None:
+            return False
+        expected = choices.InvitationStatus.SENT if reminder else choices.InvitationStatus.SCHEDULED
+        if invitation.status != expected or invitation.contact.erased_at or not invitation.contact.email:
+            return False
+        if reminder and (invitation.expires_at <= now or invitation.reminders_sent >= invitation.survey.max_reminders):
+            return False
+        _email(invitation, reminder=reminder).send()
+        if reminder:
+            invitation.reminders_sent += 1
+        else:
+            invitation.status = choices.InvitationStatus.SENT
+            invitation.sent_at = now
+            invitation.expires_at = now + timedelta(days=invitation.survey.link_days)
+        invitation.last_sent_at = now
+        invitation.save(update_fields=["status", "sent_at", "expires_at", "reminders_sent", "last_sent_at"])
+    return True
+
+
+def invitations_due(*, now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Scheduled invitations whose time has come."""
+    now = now or timezone.now()
+    return list(
+        Invitation.objects.filter(status=choices.InvitationStatus.SCHEDULED, send_after__lte=now)
+        .order_by("send_after")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def invitations_to_remind(*, now: datetime | None = None, limit: int = 500) -> list[int]:
+    now = now or timezone.now()
+    rows = Invitation.objects.filter(
+        status=choices.InvitationStatus.SENT, expires_at__gt=now, answered_at__isnull=True
+    ).select_related("survey")
+    return [
+        row.pk
+        for row in rows.order_by("last_sent_at")[: limit * 4]
+        if row.reminders_sent < row.survey.max_reminders
+        and row.last_sent_at <= now - timedelta(days=row.survey.remind_after_days)
+    ][:limit]
+
+
+def survey_run_schedule(*, survey: Survey, now: datetime | None = None) -> int:
+    """Invite the survey's segment (a scheduled survey). Returns how many were invited."""
+    now = now or timezone.now()
+    if survey.trigger != choices.Trigger.SCHEDULED or survey.segment is None:
+        raise DomainError(_("Only a scheduled survey with a segment runs on a schedule."), code="not_scheduled")
+    invited = 0
+    members = crm_selectors.segment_members(segment=survey.segment).filter(erased_at__isnull=True)
+    for contact in members.iterator(chunk_size=500):
+        invitation = invitation_create(survey=survey, contact=contact, send_after=now)
+        invited += invitation.status != choices.InvitationStatus.SKIPPED
+    Survey.objects.filter(pk=survey.pk).update(last_run_at=now)
+    return invited
+
+
+class AlreadyAnswered(DomainError):
+    code = "answered"
+
+
+class LinkExpired(DomainError):
+    code = "expired"
+
+
+def _segments_of(contact) -> list[int]:
+    return [
+        segment.pk
+        for segment in Segment.objects.all()
+        if crm_selectors.segment_members(segment=segment).filter(pk=contact.pk).exists()
+    ]
+
+
+@transaction.atomic
+def response_submit(*, invitation: Invitation, score, comment: str = "") -> Response:
+    """Record the answer to an invitation, once. Bad scores and comments are field errors."""
+    invitation = (
+        Invitation.objects.select_for_update(of=("self",)).select_related("survey", "contact").get(pk=invitation.pk)
+    )
+    survey = invitation.survey
+    now = timezone.now()
+    if invitation.answered_at is not None:
+        raise AlreadyAnswered(_("This survey was already answered. Thank you!"))
+    if invitation.expires_at is not None and invitation.expires_at <= now:
+        raise LinkExpired(_("This survey link has expired."))
+    low, high = survey.scale
+    try:
+        score = int(score)
+    except (TypeError, ValueError):
+        raise DomainError(_("Pick a score."), code="score", field="score") from None
+    if not low <= score <= high:
+        raise DomainError(
+            _("Pick a score from %(low)d to %(high)d.") % {"low": low, "high": high}, code="score", field="score"
+        )
+    comment = (comment or "").strip()
+    if len(comment) > 2000:
+        raise DomainError(_("Keep the comment under 2,000 characters."), code="comment", field="comment")
+    contact = invitation.contact
+    ticket = invitation.ticket
+    response = Response(
+        invitation=invitation,
+        survey=survey,
+        contact=None if survey.anonymous else contact,
+        kind=survey.kind,
+        score=score,
+        scale_min=low,
+        scale_max=high,
+        category=metrics.category(survey.kind, score),
+        comment=comment,
+        stage=journey_selectors.contact_current_stage(contact_id=contact.pk),
+        segment_ids=_segments_of(contact),
+        language=invitation.language,
+        channel=invitation.channel,
+        ticket=ticket,
+        agent_id=ticket.assignee_id if ticket else None,
+        week=(now - timedelta(days=now.weekday())).date(),
+        answered_at=now,
+    )
+    try:
+        with transaction.atomic():
+            response.save()
+    except IntegrityError:
+        raise AlreadyAnswered(_("This survey was already answered. Thank you!")) from None
+    invitation.answered_at = now
+    invitation.status = choices.InvitationStatus.ANSWERED
+    invitation.opened_at = invitation.opened_at or now
+    invitation.save(update_fields=["answered_at", "status", "opened_at"])
+    if not survey.anonymous:
+        _record_touchpoint(response, contact)
+        if survey.kind in UNHAPPY and score <= UNHAPPY[survey.kind]:
+            _open_followup_ticket(response, contact)
+    response_id = response.pk
+    transaction.on_commit(lambda: response_submitted.send(sender=Response, response_id=response_id))
+    return response
+
+
+def response_add_comment(*, invitation: Invitation, comment: str) -> Response:
+    """A comment after a one-click score: once, on an answer that has none yet."""
+    with transaction.atomic():
+        response = Response.objects.select_for_update().get(invitation=invitation)
+        comment = (comment or "").strip()
+        if not comment:
+            raise DomainError(_("Write a comment, or close this page."), code="comment", field="comment")
+        if len(comment) > 2000:
+            raise DomainError(_("Keep the comment under 2,000 characters."), code="comment", field="comment")
+        if response.comment:
+            raise AlreadyAnswered(_("This survey was already answered. Thank you!"))
+        response.comment = comment
+        response.save(update_fields=["comment"])
+        if response.followup_ticket_id:
+            ticket_services.ticket_comment(ticket=response.followup_ticket, author=None, body=comment, is_public=False)
+    return response
+
+
+def _record_touchpoint(response: Response, contact) -> None:
+    """The answer is a touchpoint: a survey_answer event, so stage rules may move a promoter."""
+    events_ingest(
+        items=[
+            {
+                "contact": {"id": contact.pk},
+                "type": "survey_answer",
+                "channel": "survey",
+                "occurred_at": response.answered_at.isoformat(),
+                "properties": {
+                    "survey": response.survey_id,
+                    "kind": response.kind,
+                    "score": response.score,
+                    "category": response.category,
+                },
+                "idempotency_key": f"survey-response-{response.pk}",
+            }
+        ],
+        source=journey_choices.EventSource.SYSTEM,
+    )
+
+
+def _open_followup_ticket(response: Response, contact) -> None:
+    survey = response.survey
+    high = survey.scale[1]
+    ticket = ticket_services.ticket_create(
+        contact=contact,
+        subject=_("Unhappy %(kind)s answer: %(score)d of %(high)d")
+        % {"kind": survey.get_kind_display(), "score": response.score, "high": high},
+        description=response.comment,
+        channel="survey",
+        category="complaint",
+        priority=survey.followup_priority,
+        actor=None,
+    )
+    response.followup_ticket = ticket
+    response.save(update_fields=["followup_ticket"])
+
+
+def on_ticket_resolved(*, ticket_id: int) -> list[Invitation]:
+    """A resolved ticket: its CSAT survey (after the survey's delay), and the pulse survey when it
+    was the follow-up of an unhappy answer."""
+    ticket = Ticket.objects.select_related("contact").get(pk=ticket_id)
+    now = timezone.now()
+    created = []
+    for survey in Survey.objects.filter(trigger=choices.Trigger.TICKET_RESOLVED, is_active=True):
+        if ticket.channel == "survey":
+            continue  # a follow-up of an answer gets the pulse survey below, not another CSAT
+        created.append(
+            invitation_create(
+                survey=survey,
+                contact=ticket.contact,
+                ticket=ticket,
+                send_after=now + timedelta(hours=survey.delay_hours),
+            )
+        )
+    for source in Response.objects.filter(followup_ticket=ticket).select_related("survey__pulse_survey"):
+        pulse = source.survey.pulse_survey
+        if pulse is not None and pulse.is_active:
+            created.append(
+                invitation_create(
+                    survey=pulse,
+                    contact=ticket.contact,
+                    ticket=ticket,
+                    send_after=now + timedelta(hours=pulse.delay_hours),
+                    force=True,
+                )
+            )
+    return created
+
+
+def on_stage_entered(*, contact_id: int, stage_id: int) -> list[Invitation]:
+    surveys = [s for s in selectors.stage_surveys() if s.trigger_stage_id == stage_id]
+    if not surveys:
+        return []
+    contact = Contact.objects.get(pk=contact_id)
+    now = timezone.now()
+    return [
+        invitation_create(survey=s, contact=contact, send_after=now + timedelta(hours=s.delay_hours)) for s in surveys
+    ]

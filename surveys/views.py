@@ -1,0 +1,207 @@
+"""The public answer page, /s/<token>/: no login, the customer's language, one answer.
+
+Every reply carries Referrer-Policy: no-referrer (the token is in the URL) and is never cached;
+error replies are marked as logged so Django does not write the path, and with it the token,
+to the log. That includes the CSRF and wrong-method refusals, which Django would log with the
+path: the `public_page` decorator checks both itself."""
+
+import functools
+import logging
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.middleware.csrf import CsrfViewMiddleware
+from django.shortcuts import render
+from django.urls import get_callable, reverse
+from django.utils import timezone, translation
+from django.utils.decorators import decorator_from_middleware
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+
+from core.exceptions import DomainError
+
+from . import choices, services, tokens
+from .models import Invitation, Response
+
+security_log = logging.getLogger("django.security.csrf")
+
+
+class _QuietCsrf(CsrfViewMiddleware):
+    """Django's CSRF check, logging the refusal without the path (it holds the token).
+
+    The page sends no referrer, so browsers send its form with `Origin: null` (Fetch standard);
+    Django would refuse every real answer for that. The CSRF cookie and form token must still
+    match, and the link's own token is a secret an attacker would need anyway."""
+
+    def _origin_verified(self, request):
+        return request.META.get("HTTP_ORIGIN") == "null" or super()._origin_verified(request)
+
+    def _reject(self, request, reason):
+        response = get_callable(settings.CSRF_FAILURE_VIEW)(request, reason=reason)
+        response._has_been_logged = True
+        security_log.warning("Forbidden (%s): a survey page", reason)
+        return response
+
+
+_csrf_protect_quietly = decorator_from_middleware(_QuietCsrf)
+
+
+def _private(response: HttpResponse) -> HttpResponse:
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "no-store"
+    if response.status_code >= 400:
+        response._has_been_logged = True  # keep the token out of django.request's log
+    return response
+
+
+def public_page(methods: list[str], *, csrf: bool):
+    """A survey page: only these methods, CSRF checked when asked, and every reply (errors
+    included) private and kept out of the request log."""
+
+    def decorator(view):
+        inner = _csrf_protect_quietly(view) if csrf else view
+
+        @csrf_exempt  # the site-wide middleware would log the path; `inner` checks instead
+        @functools.wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method not in methods:
+                return _private(HttpResponseNotAllowed(methods))
+            return _private(inner(request, *args, **kwargs))
+
+        return wrapper
+
+    return decorator
+
+
+def _throttled(request, nonce: str | None) -> int | None:
+    """Seconds to wait when this IP or this link asked too often in the last minute.
+    Counters live in the cache (Redis in production), so every process shares them atomically."""
+    checks = [(f"surveys:ip:{request.META.get('REMOTE_ADDR', '')}", settings.SURVEYS_RATE_PER_IP)]
+    if nonce:
+        checks.append((f"surveys:token:{nonce}", settings.SURVEYS_RATE_PER_TOKEN))
+    window = 60
+    for key, limit in checks:
+        cache.add(key, 0, window)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, window)
+            count = 1
+        if count > limit:
+            return window
+    return None
+
+
+def _page(request, template: str, context: dict, *, status: int = 200, language: str | None = None) -> HttpResponse:
+    language = language or translation.get_language()
+    with translation.override(language):
+        context = {
+            **context,
+            "language": language,
+            "rtl": translation.get_language_bidi(),
+        }
+        response = render(request, template, context, status=status)
+    response["X-Robots-Tag"] = "noindex"
+    response["Content-Language"] = language
+    return _private(response)
+
+
+def _problem(request, kind: str, *, status: int, language: str | None = None) -> HttpResponse:
+    return _page(request, "surveys/problem.html", {"kind": kind}, status=status, language=language)
+
+
+def _invitation(request, token: str) -> tuple[Invitation | None, HttpResponse | None]:
+    nonce = tokens.read(token)
+    wait = _throttled(request, nonce)
+    if wait:
+        response = _problem(request, "throttled", status=429)
+        response["Retry-After"] = str(wait)
+        return None, response
+    if nonce is None:
+        return None, _problem(request, "unknown", status=404)
+    invitation = (
+        Invitation.objects.select_related("survey", "contact", "response")
+        .filter(nonce=nonce)
+        .exclude(status__in=[choices.InvitationStatus.SKIPPED, choices.InvitationStatus.FAILED])
+        .first()
+    )
+    if invitation is None or invitation.contact.erased_at:
+        return None, _problem(request, "unknown", status=404)
+    if invitation.answered_at is None and invitation.expires_at and invitation.expires_at <= timezone.now():
+        return None, _problem(request, "expired", status=410, language=invitation.language)
+    return invitation, None
+
+
+def _answer_context(invitation: Invitation, **extra) -> dict:
+    survey = invitation.survey
+    low, high = survey.scale
+    answer = getattr(invitation, "response", None) if invitation.answered_at else None
+    return {
+        "invitation": invitation,
+        "survey": survey,
+        "question": survey.text("question", invitation.language),
+        "follow_up": survey.text("follow_up", invitation.language) or _("Tell us more, if you like."),
+        "scores": range(low, high + 1),
+        "low": low,
+        "high": high,
+        "answer": answer,
+        "action": reverse("surveys:answer", args=[tokens.make(invitation.nonce)]),
+        **extra,
+    }
+
+
+@public_page(["GET", "POST"], csrf=True)
+def answer(request, token: str):
+    invitation, problem = _invitation(request, token)
+    if problem:
+        return problem
+    language = invitation.language
+    if request.method == "GET":
+        if invitation.opened_at is None:
+            Invitation.objects.filter(pk=invitation.pk, opened_at__isnull=True).update(opened_at=timezone.now())
+        return _page(request, "surveys/answer.html", _answer_context(invitation), language=language)
+    try:
+        with translation.override(language):
+            if invitation.answered_at and "score" in request.POST:
+                raise services.AlreadyAnswered(_("This survey was already answered. Thank you!"))
+            if invitation.answered_at:
+                services.response_add_comment(invitation=invitation, comment=request.POST.get("comment", ""))
+            else:
+                services.response_submit(
+                    invitation=invitation, score=request.POST.get("score"), comment=request.POST.get("comment", "")
+                )
+    except services.AlreadyAnswered:
+        return _problem(request, "answered", status=409, language=language)
+    except services.LinkExpired:
+        return _problem(request, "expired", status=410, language=language)
+    except DomainError as exc:
+        context = _answer_context(invitation, errors={exc.field: exc.message}, posted=request.POST)
+        return _page(request, "surveys/answer.html", context, status=400, language=language)
+    return _private(HttpResponseRedirect(request.path, status=303))
+
+
+@public_page(["GET"], csrf=False)
+def one_click(request, token: str, score: int):
+    """A score link inside the email: the first click records it, then the page offers the comment."""
+    invitation, problem = _invitation(request, token)
+    if problem:
+        return problem
+    page = reverse("surveys:answer", args=[token])
+    if invitation.answered_at:
+        previous: Response | None = getattr(invitation, "response", None)
+        if previous is not None and previous.score == score:
+            return _redirect(page)
+        return _problem(request, "answered", status=409, language=invitation.language)
+    try:
+        with translation.override(invitation.language):
+            services.response_submit(invitation=invitation, score=score)
+    except services.AlreadyAnswered:
+        return _problem(request, "answered", status=409, language=invitation.language)
+    except DomainError:
+        return _problem(request, "unknown", status=404, language=invitation.language)
+    return _redirect(page)
+
+
+def _redirect(url: str) -> HttpResponse:
+    return _private(HttpResponseRedirect(url, status=303))
