@@ -1,0 +1,75 @@
+"""Public endpoints: one-click unsubscribe (RFC 8058), the referral link, and the providers'
+delivery webhook (HMAC-signed)."""
+
+import hashlib
+import hmac
+import json
+
+from django.conf import settings
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.utils import translation
+from django.utils.http import urlencode
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+
+from core.exceptions import DomainError
+from crm.models import Contact
+
+from . import services
+
+
+def _private(response: HttpResponse) -> HttpResponse:
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "no-store"
+    response["X-Robots-Tag"] = "noindex"
+    if response.status_code >= 400:
+        response._has_been_logged = True  # keep the token out of the log
+    return response
+
+
+@csrf_exempt  # mail clients POST without a session; the signed token is the authority (RFC 8058)
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request, token: str):
+    found = services.unsubscribe_read(token)
+    if found is None:
+        return _private(render(request, "automation/unsubscribe.html", {"state": "unknown"}, status=404))
+    contact, channel = found
+    language = contact.language or settings.LANGUAGE_CODE
+    with translation.override(language):
+        if request.method == "POST":
+            services.unsubscribe(contact=contact, channel=channel, ip_address=request.META.get("REMOTE_ADDR"))
+            state = "done"
+        else:
+            state = "confirm"
+        context = {"state": state, "channel": channel, "rtl": translation.get_language_bidi(), "language": language}
+        return _private(render(request, "automation/unsubscribe.html", context))
+
+
+def referral(request, code: str):
+    """A referral link: on to the landing page with the code, which the signup event sends back."""
+    if not Contact.objects.filter(referral_code=code.upper(), erased_at__isnull=True).exists():
+        return _private(HttpResponse(status=404))
+    return _private(HttpResponseRedirect(f"{settings.AUTOMATION_REFERRAL_LANDING_URL}?{urlencode({'ref': code})}"))
+
+
+@csrf_exempt
+@require_POST
+def delivery_webhook(request):
+    """{"provider_id": "...", "status": "delivered"|"failed", "error": "..."}, signed with
+    X-Safar-Signature: hex HMAC-SHA256 of the body with AUTOMATION_WEBHOOK_SECRET."""
+    secret = settings.AUTOMATION_WEBHOOK_SECRET
+    expected = hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest() if secret else None
+    given = request.headers.get("X-Safar-Signature", "")
+    if not expected or not hmac.compare_digest(expected, given):
+        return JsonResponse({"detail": "Bad or missing signature."}, status=403)
+    try:
+        data = json.loads(request.body)
+        provider_id, status = str(data["provider_id"]), str(data["status"])
+    except (ValueError, KeyError, TypeError):
+        return JsonResponse({"detail": "Send provider_id and status as JSON."}, status=400)
+    try:
+        updated = services.delivery_report(provider_id=provider_id, status=status, error=str(data.get("error", "")))
+    except DomainError as exc:
+        return JsonResponse({exc.field or "detail": [exc.message]}, status=400)
+    return JsonResponse({"updated": updated})
