@@ -1,0 +1,251 @@
+"""The admin's 360 page of a contact and the managers' dashboard (the admin index)."""
+
+import csv
+from datetime import date, datetime
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from core.exceptions import DomainError
+from crm.models import Contact, Segment
+from journeys import analytics
+from journeys.choices import Channel, EventSource
+from journeys.ingest import events_ingest
+from surveys import services as survey_services
+from surveys.models import Survey
+
+from . import selectors
+from .models import ChurnScore
+
+AT_RISK = 60
+
+
+class TimelineFilter(forms.Form):
+    kind = forms.MultipleChoiceField(
+        label=gettext_lazy("Kind"),
+        required=False,
+        choices=[
+            ("event", gettext_lazy("Events")),
+            ("stage", gettext_lazy("Stage moves")),
+            ("message", gettext_lazy("Messages")),
+            ("survey", gettext_lazy("Survey answers")),
+            ("ticket", gettext_lazy("Tickets")),
+            ("consent", gettext_lazy("Consent")),
+        ],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    channel = forms.ChoiceField(label=gettext_lazy("Channel"), required=False, choices=[("", "—"), *Channel.choices])
+    before = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean_before(self):
+        value = self.cleaned_data["before"]
+        if not value:
+            return None
+        parsed = parse_datetime(value)
+        if parsed is None:
+            raise forms.ValidationError(_("Not a date and time."))
+        return parsed
+
+
+class TouchpointForm(forms.Form):
+    type = forms.RegexField(label=gettext_lazy("Event type"), regex=r"^[a-z][a-z0-9_]{0,63}$", initial="store_visit")
+    channel = forms.ChoiceField(label=gettext_lazy("Channel"), choices=Channel.choices, initial=Channel.STORE)
+    value = forms.DecimalField(label=gettext_lazy("Value"), required=False, max_digits=14, decimal_places=2)
+
+
+class SurveyForm(forms.Form):
+    survey = forms.ModelChoiceField(label=gettext_lazy("Survey"), queryset=Survey.objects.filter(is_active=True))
+
+
+def contact_360(request, contact_id: int):
+    if not request.user.has_perm("crm.view_contact"):
+        raise PermissionDenied
+    get_object_or_404(Contact, pk=contact_id)
+    if request.method == "POST":
+        return _quick_action(request, contact_id)
+    filters = TimelineFilter(request.GET or None)
+    params = filters.cleaned_data if filters.is_valid() else {}
+    view = selectors.contact_360(
+        contact_id=contact_id,
+        kinds=params.get("kind") or None,
+        channel=params.get("channel") or None,
+        before=params.get("before"),
+    )
+    context = {
+        **admin.site.each_context(request),
+        "title": _("360° view: %(name)s") % {"name": view.contact},
+        "view": view,
+        "contact": view.contact,
+        "filters": filters,
+        "touchpoint_form": TouchpointForm(),
+        "survey_form": SurveyForm(),
+        "can_log_touchpoint": request.user.has_perm("journeys.add_event"),
+        "can_send_survey": request.user.has_perm("surveys.add_invitation"),
+        "can_log_ticket": request.user.has_perm("tickets.add_ticket"),
+        "can_move": request.user.has_perm("journeys.change_enrollment"),
+        "opts": Contact._meta,
+        "next_before": view.next_before.isoformat() if view.next_before else "",
+    }
+    return TemplateResponse(request, "insights/contact_360.html", context)
+
+
+def _quick_action(request, contact_id: int):
+    back = reverse("insights-360", args=[contact_id])
+    action = request.POST.get("action")
+    if action == "touchpoint":
+        if not request.user.has_perm("journeys.add_event"):
+            raise PermissionDenied
+        form = TouchpointForm(request.POST)
+        if form.is_valid():
+            item = {
+                "contact": {"id": contact_id},
+                "type": form.cleaned_data["type"],
+                "channel": form.cleaned_data["channel"],
+            }
+            if form.cleaned_data["value"] is not None:
+                item["value"] = str(form.cleaned_data["value"])
+            [result] = events_ingest(items=[item], source=EventSource.ADMIN, actor=request.user)
+            if result.status == "stored":
+                messages.success(request, _("Touchpoint logged."))
+            else:
+                messages.error(request, "; ".join(f"{k}: {v}" for k, v in result.errors.items()))
+        else:
+            messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    elif action == "survey":
+        if not request.user.has_perm("surveys.add_invitation"):
+            raise PermissionDenied
+        form = SurveyForm(request.POST)
+        if form.is_valid():
+            try:
+                invitation = survey_services.invitation_create(
+                    survey=form.cleaned_data["survey"], contact=Contact.objects.get(pk=contact_id)
+                )
+            except DomainError as exc:
+                messages.error(request, exc.message)
+            else:
+                if invitation.skip_reason:
+                    messages.warning(
+                        request, _("Not sent: %(reason)s") % {"reason": invitation.get_skip_reason_display()}
+                    )
+                else:
+                    messages.success(request, _("Survey invitation sent."))
+        else:
+            messages.error(request, _("Pick an active survey."))
+    return HttpResponseRedirect(back)
+
+
+class DashboardFilter(forms.Form):
+    start = forms.DateField(label=gettext_lazy("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label=gettext_lazy("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    segment = forms.ModelChoiceField(label=gettext_lazy("Segment"), required=False, queryset=Segment.objects.all())
+
+    def clean(self):
+        data = super().clean()
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            raise forms.ValidationError(_("The start date is after the end date."))
+        return data
+
+
+def dashboard(request):
+    """The admin index: the business at a glance, above the list of apps."""
+    filters = DashboardFilter(request.GET or None)
+    params = filters.cleaned_data if filters.is_valid() else {}
+    start, end, segment = params.get("start"), params.get("end"), params.get("segment")
+    panels = _panels(request.user, start=start, end=end, segment=segment)
+    export = request.GET.get("export")
+    if export:
+        return _csv(export, panels)
+    return admin.site.index(request, extra_context={"filters": filters, "panels": panels})
+
+
+def _panels(user, *, start: date | None, end: date | None, segment: Segment | None) -> dict:
+    panels: dict = {}
+    if user.has_perm("journeys.view_stagetransition"):
+        panels["funnels"] = []
+        for journey in selectors.active_journeys():
+            funnel = analytics.funnel(journey=journey, start=start, end=end, segment=segment)
+            stalled = analytics.stalled_counts(journey=journey)
+            top = max((s.reached for s in funnel.stages), default=0) or 1
+            panels["funnels"].append(
+                {
+                    "journey": journey,
+                    "rows": [
+                        {"stats": s, "width": round(100 * s.reached / top, 1), "stalled": stalled.get(s.stage.pk, 0)}
+                        for s in funnel.stages
+                    ],
+                }
+            )
+    if user.has_perm("surveys.view_response"):
+        panels["scores"] = selectors.score_trends(start=start, end=end, segment=segment)
+        panels["score_charts"] = {kind: _trend_svg(rows) for kind, rows in panels["scores"].items() if rows}
+    if user.has_perm("tickets.view_ticket"):
+        panels["tickets"] = selectors.ticket_sla_summary()
+    if user.has_perm("crm.view_contact"):
+        at_risk = ChurnScore.objects.filter(score__gte=AT_RISK, contact__erased_at__isnull=True)
+        if not user.has_perm("crm.change_any_contact"):
+            at_risk = at_risk.filter(contact__owner=user)
+        panels["at_risk"] = list(at_risk.select_related("contact").order_by("-score")[:10])
+        panels["at_risk_count"] = at_risk.count()
+    if user.has_perm("automation.view_message"):
+        panels["campaigns"] = selectors.campaign_sends(start=start, end=end)
+    return panels
+
+
+def _trend_svg(rows: list[dict]) -> dict:
+    """Points of a small line chart (0-100 box) for an SVG polyline, drawn left to right in time."""
+    values = [row["value"] for row in rows if row["value"] is not None]
+    if not values:
+        return {}
+    low, high = min([*values, 0]), max([*values, 1])
+    span = (high - low) or 1
+    count = max(len(rows) - 1, 1)
+    points = [
+        (round(100 * i / count, 1), round(100 - 100 * (row["value"] - low) / span, 1))
+        for i, row in enumerate(rows)
+        if row["value"] is not None
+    ]
+    return {"points": " ".join(f"{x},{y}" for x, y in points), "first": rows[0]["month"], "last": rows[-1]["month"]}
+
+
+def _csv(name: str, panels: dict) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="safar-{name}-{timezone.now():%Y%m%d}.csv"'
+    response.write("\ufeff")  # so spreadsheet programs read UTF-8 (Persian, Arabic, Hebrew)
+    out = csv.writer(response)
+    if name == "funnel":
+        out.writerow(["journey", "stage", "reached", "step_conversion", "cumulative_conversion", "drop_off", "stalled"])
+        for panel in panels.get("funnels", []):
+            for row in panel["rows"]:
+                s = row["stats"]
+                out.writerow(
+                    [panel["journey"].slug, s.stage.slug, s.reached, s.step_conversion, s.cumulative_conversion,
+                     s.drop_off, row["stalled"]]
+                )  # fmt: skip
+    elif name == "scores":
+        out.writerow(["kind", "month", "value", "answers", "comment_rate"])
+        for kind, rows in panels.get("scores", {}).items():
+            for row in rows:
+                month = row["month"].date().isoformat() if isinstance(row["month"], datetime) else row["month"]
+                out.writerow([kind, month, row["value"], row["answers"], row["comment_rate"]])
+    elif name == "campaigns":
+        out.writerow(["template", "channel", "total", "sent", "skipped", "failed"])
+        for row in panels.get("campaigns", []):
+            out.writerow(
+                [row["template__name"], row["channel"], row["total"], row["sent"], row["skipped"], row["failed"]]
+            )
+    elif name == "at_risk":
+        out.writerow(["contact_id", "contact", "score", "reasons"])
+        for row in panels.get("at_risk", []):
+            out.writerow([row.contact_id, str(row.contact), row.score, " | ".join(r["code"] for r in row.reasons)])
+    else:
+        return HttpResponse(_("Unknown export."), status=400, content_type="text/plain; charset=utf-8")
+    return response
