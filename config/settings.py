@@ -71,6 +71,9 @@ INSTALLED_APPS = [
     "crm",
     "journeys",
     "tickets",
+    "surveys",
+    "automation",
+    "insights",
 ]
 
 MIDDLEWARE = [
@@ -186,7 +189,33 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# The DatabaseScheduler copies these into django-celery-beat's tables, where the admin edits them.
+CELERY_BEAT_SCHEDULE = {
+    "surveys-send-due": {"task": "surveys.send_due", "schedule": 60.0},
+    "surveys-remind": {"task": "surveys.remind", "schedule": 3600.0},
+    "surveys-run-schedules": {"task": "surveys.run_schedules", "schedule": 24 * 3600.0},
+    # Marks tickets at risk or breached and tells their assignees (tickets.tasks).
+    "tickets-sla-check": {"task": "tickets.sla_check", "schedule": 60.0},
+    # Claims the automation runs whose time came (automation.tasks).
+    "automation-claim-due": {
+        "task": "automation.claim_due",
+        "schedule": float(envint("AUTOMATION_CLAIM_EVERY_SECONDS", "60")),
+    },
+    "insights-churn": {"task": "insights.churn", "schedule": 24 * 3600.0},
+}
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "0")
+# One queue per deployment (or per test run sharing a Redis); workers consume it with -Q.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
+
+# Cache: Redis when REDIS_URL is set (throttle counters shared by every process), else memory.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "safar",
+        }
+    }
 
 # REST API
 REST_FRAMEWORK = {
@@ -226,6 +255,16 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "LanguageEnum": "crm.choices.Language",
         "ConsentChannelEnum": "crm.choices.ConsentChannel",
+        "TicketChannelEnum": "tickets.choices.Channel",
+        "TicketStatusEnum": "tickets.choices.Status",
+        "JourneyChannelEnum": "journeys.choices.Channel",
+        "ConsentStatusEnum": "crm.choices.ConsentStatus",
+        "TicketCategoryEnum": "tickets.choices.Category",
+        "SurveyAnswerCategoryEnum": "surveys.choices.Category",
+        "KindEnum": "surveys.choices.Kind",
+        "AutomationChannelEnum": "automation.choices.Channel",
+        "WorkflowStepKindEnum": "automation.choices.StepKind",
+        "RewardKindEnum": "automation.models.Reward.Kind",
     },
 }
 
@@ -242,6 +281,36 @@ CRM_IMPORT_MAX_BYTES = envint("CRM_IMPORT_MAX_BYTES", str(20 * 1024 * 1024))
 JOURNEYS_MAX_BATCH = envint("JOURNEYS_MAX_BATCH", "10000")
 JOURNEYS_MAX_BODY_BYTES = envint("JOURNEYS_MAX_BODY_BYTES", str(20 * 1024 * 1024))
 JOURNEYS_FUTURE_SKEW_SECONDS = envint("JOURNEYS_FUTURE_SKEW_SECONDS", "300")
+
+# Surveys: nobody is asked more than once in this many days; public page requests per minute.
+SURVEYS_BUDGET_DAYS = envint("SURVEYS_BUDGET_DAYS", "30")
+SURVEYS_RATE_PER_IP = envint("SURVEYS_RATE_PER_IP", "120")
+SURVEYS_RATE_PER_TOKEN = envint("SURVEYS_RATE_PER_TOKEN", "20")
+
+# Automation. SMS and push backends: console, file (var/outbox/), http (a provider's API at
+# AUTOMATION_<CHANNEL>_URL with AUTOMATION_<CHANNEL>_KEY) or a dotted path to your own class.
+AUTOMATION_SMS_BACKEND = os.environ.get("AUTOMATION_SMS_BACKEND", "file")
+AUTOMATION_SMS_URL = os.environ.get("AUTOMATION_SMS_URL", "")
+AUTOMATION_SMS_KEY = os.environ.get("AUTOMATION_SMS_KEY", "")
+AUTOMATION_PUSH_BACKEND = os.environ.get("AUTOMATION_PUSH_BACKEND", "file")
+AUTOMATION_PUSH_URL = os.environ.get("AUTOMATION_PUSH_URL", "")
+AUTOMATION_PUSH_KEY = os.environ.get("AUTOMATION_PUSH_KEY", "")
+# Providers sign delivery reports with this (HMAC-SHA256); empty refuses every report.
+AUTOMATION_WEBHOOK_SECRET = os.environ.get("AUTOMATION_WEBHOOK_SECRET", "")
+# Marketing messages go out between these local hours (contact's time zone), never on their weekend.
+AUTOMATION_QUIET_START = envint("AUTOMATION_QUIET_START", "21")
+AUTOMATION_QUIET_END = envint("AUTOMATION_QUIET_END", "9")
+# Per channel: at most (per local day, per rolling 7 days).
+AUTOMATION_CAPS = {
+    "email": (envint("AUTOMATION_EMAIL_DAILY", "2"), envint("AUTOMATION_EMAIL_WEEKLY", "5")),
+    "sms": (envint("AUTOMATION_SMS_DAILY", "1"), envint("AUTOMATION_SMS_WEEKLY", "2")),
+    "push": (envint("AUTOMATION_PUSH_DAILY", "1"), envint("AUTOMATION_PUSH_WEEKLY", "4")),
+}
+# A run handed to a worker that never reported back (the worker died) is claimed again after this.
+AUTOMATION_CLAIM_TIMEOUT_SECONDS = envint("AUTOMATION_CLAIM_TIMEOUT_SECONDS", "900")
+AUTOMATION_REFERRAL_REWARD_STAGE = os.environ.get("AUTOMATION_REFERRAL_REWARD_STAGE", "purchase")
+AUTOMATION_REFERRAL_REWARD_AMOUNT = os.environ.get("AUTOMATION_REFERRAL_REWARD_AMOUNT", "10.00")
+AUTOMATION_REFERRAL_LANDING_URL = os.environ.get("AUTOMATION_REFERRAL_LANDING_URL", SITE_URL + "/")
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", str(5 * 1024 * 1024))
 
 # Security: production values unless DEBUG is on.

@@ -6,14 +6,24 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.authtoken.views import obtain_auth_token
 
 from core.views import healthz
+from insights import views as insights_views
 
 api_v1 = [
     path("", include("crm.api.urls")),
     path("", include("journeys.api.urls")),
+    path("", include("insights.api.urls")),
+    path("", include("tickets.api.urls")),
+    path("", include("surveys.api.urls")),
+    path("", include("automation.api.urls")),
     path("auth/token/", obtain_auth_token, name="api-token"),
 ]
 
 urlpatterns = [
+    # The dashboard is the admin's index; the 360 page sits beside the contact pages.
+    path("admin/", admin.site.admin_view(insights_views.dashboard), name="dashboard"),
+    path(
+        "admin/contacts/<int:contact_id>/360/", admin.site.admin_view(insights_views.contact_360), name="insights-360"
+    ),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include(api_v1)),
@@ -21,6 +31,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("healthz/", healthz, name="healthz"),
+    path("", include("surveys.urls")),
+    path("", include("automation.urls")),
 ]
 
 admin.site.site_header = _("Safar")

@@ -68,3 +68,32 @@ def browser_type_launch_args(browser_type_launch_args):
         "executable_path": "/usr/bin/chromium",
         "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
     }
+
+
+@pytest.fixture(autouse=True)
+def celery_eager():
+    """Tasks run in the test's thread when sent, as CELERY_TASK_ALWAYS_EAGER would make them,
+    so no test leaves messages in a broker. tests/test_celery_worker.py turns it off."""
+    from config.celery import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield app
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Rate-limit counters and other cached values never leak from one test into the next."""
+    from django.core.cache import cache
+    from django.utils import translation
+
+    from automation.selectors import stage_workflows_forget
+    from surveys.selectors import stage_surveys_forget
+
+    # A request through LocaleMiddleware leaves its language active in this thread.
+    translation.deactivate()
+    cache.clear()
+    stage_surveys_forget()  # per-process caches of stage triggers, filled by earlier tests
+    stage_workflows_forget()
+    yield
