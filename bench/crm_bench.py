@@ -85,10 +85,12 @@ def parse_args():
 # --------------------------------------------------------------------------- environment
 
 
-def bench_environment() -> dict[str, str]:
-    """Production settings (DEBUG=0) with a key for this run, served on loopback over HTTP."""
+def bench_environment(database_url: str | None = None, **extra: str) -> dict[str, str]:
+    """Production settings (DEBUG=0) with a key for this run, served on loopback over HTTP.
+    `database_url` None: DATABASE_URL from the environment, else DEFAULT_DATABASE_URL.
+    `extra`: more environment variables for this process and the server."""
     env = {
-        "DATABASE_URL": os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+        "DATABASE_URL": database_url or os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
         "DJANGO_SETTINGS_MODULE": "bench.settings_bench",
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(50),
@@ -99,6 +101,7 @@ def bench_environment() -> dict[str, str]:
         "API_USER_RATE": "1000000/minute",
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
+        **extra,
     }
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))
@@ -121,18 +124,23 @@ def ensure_database(url: str) -> bool:
         return True
 
 
+def cpu_times() -> tuple[int, int]:
+    """(total, idle + iowait) jiffies of all cores, from the first line of /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:9]]
+    return sum(values), values[3] + values[4]
+
+
+def busy_between(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Share of CPU time not idle between two cpu_times() snapshots, in percent."""
+    return 100.0 * (1 - (after[1] - before[1]) / max(1, after[0] - before[0]))
+
+
 def host_busy(interval: float = 1.0) -> float:
     """Share of CPU time not idle over `interval` seconds, all cores, from /proc/stat."""
-
-    def snapshot():
-        with open("/proc/stat") as f:
-            values = [int(v) for v in f.readline().split()[1:9]]
-        return sum(values), values[3] + values[4]
-
-    total0, idle0 = snapshot()
+    before = cpu_times()
     time.sleep(interval)
-    total1, idle1 = snapshot()
-    return 100.0 * (1 - (idle1 - idle0) / max(1, total1 - total0))
+    return busy_between(before, cpu_times())
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -293,13 +301,19 @@ class Client:
         self.connects = 0
 
     def get(self, path: str, headers: dict[str, str]) -> tuple[int, bytes, float]:
+        return self.request("GET", path, headers)
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes | None = None
+    ) -> tuple[int, bytes, float]:
+        """One request; (status, body, seconds). A connection the server closed is reopened once."""
         for attempt in (1, 2):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
                 self.connects += 1
             try:
                 started = time.perf_counter()
-                self.conn.request("GET", path, headers=headers)
+                self.conn.request(method, path, body=body, headers=headers)
                 response = self.conn.getresponse()
                 body = response.read()
                 elapsed = time.perf_counter() - started
@@ -607,13 +621,18 @@ def write_import_csv(path: Path, rows: int, tag: str) -> None:
             )
 
 
-def delete_imported() -> int:
-    """Remove the bench's imported contacts and every row that points at them, in raw deletes."""
+def delete_imported(domain: str = IMPORT_DOMAIN, external_prefix: str | None = None) -> int:
+    """Remove the bench's imported contacts (emails @domain, or external ids starting with
+    external_prefix) and every row that points at them, in raw deletes."""
     from django.db import models, transaction
+    from django.db.models import Q
 
     from crm.models import Contact
 
-    ids = Contact._base_manager.filter(email__endswith="@" + IMPORT_DOMAIN).values("pk")
+    condition = Q(email__endswith="@" + domain)
+    if external_prefix:
+        condition |= Q(external_id__startswith=external_prefix)
+    ids = Contact._base_manager.filter(condition).values("pk")
     with transaction.atomic():
         count = Contact._base_manager.filter(pk__in=ids).count()
         if not count:
@@ -632,27 +651,6 @@ def delete_imported() -> int:
         contacts = Contact._base_manager.filter(pk__in=list(ids.values_list("pk", flat=True)))
         contacts._raw_delete(contacts.db)
     return count
-
-
-def run_import(path: Path, rows: int) -> float:
-    """The admin's path: the file's text through the CSV format into a Dataset, then
-    ContactResource().import_data() in one transaction. Returns seconds."""
-    from import_export.formats.base_formats import CSV
-
-    from crm.resources import ContactResource
-
-    started = time.perf_counter()
-    dataset = CSV(encoding="utf-8-sig").create_dataset(path.read_bytes())
-    result = ContactResource().import_data(dataset, dry_run=False, raise_errors=False, use_transactions=True)
-    seconds = time.perf_counter() - started
-    if result.has_errors() or result.has_validation_errors() or result.totals["new"] != rows:
-        problems = [str(e.error) for e in result.base_errors][:3]
-        for row in result.invalid_rows[:3]:
-            problems.append(f"row {row.number}: {row.error_dict}")
-        for number, errors in list(result.row_errors())[:3]:
-            problems.append(f"row {number}: {errors[0].error!r}")
-        sys.exit(f"import of {path.name} went wrong: totals {dict(result.totals)}; {problems}")
-    return seconds
 
 
 def copy_floor(path: Path, url: str) -> float:
@@ -715,38 +713,84 @@ def copy_floor(path: Path, url: str) -> float:
             conn.commit()
 
 
+def run_bulk_import(path: Path, rows: int, *, job: bool = False) -> float:
+    """The bulk path (crm.imports): contacts_import() on the file's bytes, every row checked,
+    all in one transaction; with `job`, an ImportJob run by contact_import_task (in this
+    process: the task, its job bookkeeping and progress writes, without a broker). Seconds."""
+    from django.contrib.auth import get_user_model
+
+    from crm.imports import contacts_import
+    from crm.models import ImportJob
+    from crm.tasks import contact_import_task
+
+    actor = get_user_model().objects.get(username="bench_admin")
+    started = time.perf_counter()
+    data = path.read_bytes()
+    if job:
+        record = ImportJob.objects.create(
+            created_by=actor, file_name=path.name, file_format="csv", file_size=len(data), content=data
+        )
+        contact_import_task.apply(args=[record.pk])
+        record.refresh_from_db()
+        totals = (record.created_count, record.errors[:3], record.error_message)
+        record.delete()
+    else:
+        report = contacts_import(data=data, file_format="csv", actor=actor)
+        totals = (report.created, report.errors[:3], "")
+    seconds = time.perf_counter() - started
+    if totals[0] != rows or totals[1] or totals[2]:
+        sys.exit(f"bulk import of {path.name} went wrong: {totals}")
+    return seconds
+
+
 def measure_import(sizes: list[int], runs: int, url: str, budget: float) -> list[tuple[str, bool]]:
+    """Per size and run: the bulk service, the same file through the Celery task, and the COPY
+    floor, each on the same CSV; rows/s, ratio to COPY, and host busy% during each import."""
     results = []
     spent = 0.0
     workdir = Path(tempfile.mkdtemp(prefix="safar-bench-import-"))
     say()
-    say(f"CSV import, ContactResource().import_data(), median of up to {runs} runs, floor: psycopg COPY")
-    say(f"{'rows':>8}{'import s':>10}{'rows/s':>9}{'COPY s':>9}{'COPY rows/s':>13}{'ratio':>8}  target")
+    say(f"CSV import, crm.imports bulk path, median of up to {runs} runs, floor: psycopg COPY of the same file")
+    say("  service: contacts_import(); task: ImportJob + contact_import_task (in process, no broker)")
+    say(
+        f"{'rows':>8}{'service/s':>11}{'busy%':>7}{'task/s':>9}{'busy%':>7}{'COPY/s':>9}"
+        f"{'svc/COPY':>10}{'task/COPY':>10}  target"
+    )
     for rows in sizes:
-        imports, copies, ratios = [], [], []
+        figures: dict[str, list[float]] = {k: [] for k in ("service", "task", "copy", "busy_s", "busy_t")}
         for run in range(runs):
-            if imports and spent + rows / imports[-1] > budget:
+            if figures["service"] and spent + 2 * rows / figures["service"][-1] > budget:
                 say(f"  {rows:,} rows: stopping after {run} run(s), another would pass --import-seconds {budget:g}")
                 break
             path = workdir / f"contacts-{rows}-{run}.csv"
             write_import_csv(path, rows, tag=f"{rows}r{run}{secrets.token_hex(3)}")
-            seconds = run_import(path, rows)
-            spent += seconds
-            delete_imported()
-            floor = copy_floor(path, url)
-            imports.append(rows / seconds)
-            copies.append(rows / floor)
-            ratios.append(floor / seconds)
+            for name, busy, job in (("service", "busy_s", False), ("task", "busy_t", True)):
+                before = cpu_times()
+                seconds = run_bulk_import(path, rows, job=job)
+                figures[busy].append(busy_between(before, cpu_times()))
+                spent += seconds
+                figures[name].append(rows / seconds)
+                delete_imported()
+            figures["copy"].append(rows / copy_floor(path, url))
             path.unlink()
-        rate, copy_rate, ratio = statistics.median(imports), statistics.median(copies), statistics.median(ratios)
-        ok = rate >= TARGET_IMPORT_ROWS_S
+        med = {k: statistics.median(v) for k, v in figures.items()}
+        ok = min(med["service"], med["task"]) >= TARGET_IMPORT_ROWS_S
         results.append(
-            (f"import {rows:,} rows: {rate:,.0f} rows/s >= {TARGET_IMPORT_ROWS_S:,} ({len(imports)} runs)", ok)
+            (
+                f"import {rows:,} rows: service {med['service']:,.0f}, task {med['task']:,.0f} rows/s "
+                f">= {TARGET_IMPORT_ROWS_S:,} ({len(figures['service'])} runs)",
+                ok,
+            )
         )
         say(
-            f"{rows:>8,}{rows / rate:>10.1f}{rate:>9,.0f}{rows / copy_rate:>9.2f}{copy_rate:>13,.0f}"
-            f"{ratio:>7.3f}x  >= {TARGET_IMPORT_ROWS_S:,} rows/s  {verdict(ok)}"
-            f"   (runs: {', '.join(f'{r:,.0f}' for r in imports)} rows/s)"
+            f"{rows:>8,}{med['service']:>11,.0f}{med['busy_s']:>6.0f}%{med['task']:>9,.0f}{med['busy_t']:>6.0f}%"
+            f"{med['copy']:>9,.0f}{med['service'] / med['copy']:>9.3f}x{med['task'] / med['copy']:>9.3f}x"
+            f"  >= {TARGET_IMPORT_ROWS_S:,} rows/s  {verdict(ok)}"
+        )
+        say(
+            f"{'':>8}runs: service {', '.join(f'{r:,.0f}' for r in figures['service'])}; "
+            f"task {', '.join(f'{r:,.0f}' for r in figures['task'])}; "
+            f"COPY {', '.join(f'{r:,.0f}' for r in figures['copy'])} rows/s"
         )
     workdir.rmdir()
     return results
@@ -757,7 +801,7 @@ def profile_import(rows: int) -> None:
     write_import_csv(path, rows, tag=f"prof{secrets.token_hex(3)}")
     profiler = cProfile.Profile()
     profiler.enable()
-    seconds = run_import(path, rows)
+    seconds = run_bulk_import(path, rows)
     profiler.disable()
     delete_imported()
     path.unlink()
