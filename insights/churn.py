@@ -54,7 +54,8 @@ def reason_label(code: str) -> str:
 
 def scores(*, as_of: datetime, contact_ids=None) -> dict[int, tuple[int, list[dict]]]:
     """{contact id: (score, reasons)} from what was known at `as_of`."""
-    contacts = Contact.objects.filter(erased_at__isnull=True, created_at__lt=as_of)
+    # Not filtered by created_at: imported contacts bring history older than their row.
+    contacts = Contact.objects.filter(erased_at__isnull=True)
     if contact_ids is not None:
         contacts = contacts.filter(pk__in=contact_ids)
     ids = list(contacts.values_list("pk", flat=True))
