@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from django.utils.translation import get_language_info
 from django.utils.translation import gettext_lazy as _
 
-from core.admin import ModelAdmin, TabularInline, ltr
+from core.admin import ModelAdmin, ReadOnlyModelAdmin, TabularInline, ltr
 from crm import registry as crm_registry
 from journeys.admin import CappedCountPaginator
 
@@ -42,17 +42,6 @@ def _text_field_name(field: str, code: str) -> str:
 
 def _contact_link(contact_id: int, label) -> str:
     return format_html('<a href="{}">{}</a>', reverse("admin:crm_contact_change", args=[contact_id]), label)
-
-
-class ReadOnlyAdmin(ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # Templates
@@ -262,7 +251,7 @@ class WorkflowAdmin(ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(ReadOnlyAdmin):
+class MessageAdmin(ReadOnlyModelAdmin):
     """The outbox: every message sent, failed or skipped (and why)."""
 
     list_display = (
@@ -318,7 +307,7 @@ class MessageAdmin(ReadOnlyAdmin):
 
 
 @admin.register(WorkflowRun)
-class WorkflowRunAdmin(ReadOnlyAdmin):
+class WorkflowRunAdmin(ReadOnlyModelAdmin):
     list_display = ("id", "workflow", "contact_link", "status", "step_order", "due_at", "attempts", "started_at")
     list_filter = ("status", "workflow")
     list_select_related = ("workflow", "contact")
@@ -344,7 +333,7 @@ class WorkflowRunAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Referral)
-class ReferralAdmin(ReadOnlyAdmin):
+class ReferralAdmin(ReadOnlyModelAdmin):
     list_display = ("created_at", "referrer_link", "referred_link", "rewarded_at")
     list_filter = (("rewarded_at", admin.EmptyFieldListFilter),)
     list_select_related = ("referrer", "referred")
@@ -362,7 +351,7 @@ class ReferralAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Reward)
-class RewardAdmin(ReadOnlyAdmin):
+class RewardAdmin(ReadOnlyModelAdmin):
     list_display = ("issued_at", "reward_code", "kind", "amount", "contact_link")
     list_filter = ("kind",)
     list_select_related = ("contact",)

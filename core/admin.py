@@ -38,6 +38,19 @@ class ModelAdmin(admin.ModelAdmin):
     paginator = EstimatedCountPaginator
 
 
+class ReadOnlyModelAdmin(ModelAdmin):
+    """For ledgers and logs the system writes: staff read them, nobody adds, edits or deletes."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class TabularInline(admin.TabularInline):
     extra = 0
 
@@ -50,7 +63,7 @@ def ltr(value) -> str:
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(ModelAdmin):
+class AuditLogAdmin(ReadOnlyModelAdmin):
     list_display = ("at", "actor", "action", "content_type", "object_link")
     list_filter = ("action", "content_type")
     list_select_related = ("actor", "content_type")
@@ -61,18 +74,9 @@ class AuditLogAdmin(ModelAdmin):
     def object_link(self, obj):
         return format_html('{} <bdi dir="ltr">#{}</bdi>', obj.object_repr, obj.object_id)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Notification)
-class NotificationAdmin(ModelAdmin):
+class NotificationAdmin(ReadOnlyModelAdmin):
     """Each user's own notifications (tickets at risk...). Nobody sees anyone else's."""
 
     list_display = ("title_link", "kind", "created_at", "state")
@@ -103,12 +107,3 @@ class NotificationAdmin(ModelAdmin):
             ngettext("%d notification marked read.", "%d notifications marked read.", count) % count,
             messages.SUCCESS,
         )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

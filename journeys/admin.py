@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from core.admin import EstimatedCountPaginator, ModelAdmin, TabularInline, ltr
+from core.admin import EstimatedCountPaginator, ModelAdmin, ReadOnlyModelAdmin, TabularInline, ltr
 from core.exceptions import DomainError
 from crm import registry as crm_registry
 from crm import selectors as crm_selectors
@@ -119,7 +119,7 @@ class EventTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(Event)
-class EventAdmin(ModelAdmin):
+class EventAdmin(ReadOnlyModelAdmin):
     """The ledger is written by the API and the services; here it is read."""
 
     list_display = ("occurred_at", "type", "channel", "touchpoint", "contact_link", "value", "source")
@@ -135,18 +135,9 @@ class EventAdmin(ModelAdmin):
         url = reverse("admin:crm_contact_change", args=[obj.contact_id])
         return format_html('<a href="{}">{}</a>', url, ltr(obj.contact.email or f"#{obj.contact_id}"))
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(StageTransition)
-class StageTransitionAdmin(ModelAdmin):
+class StageTransitionAdmin(ReadOnlyModelAdmin):
     """Append-only: nobody edits or deletes a move."""
 
     list_display = ("at", "contact_link", "journey", "from_stage", "to_stage", "is_backward", "source", "actor")
@@ -161,15 +152,6 @@ class StageTransitionAdmin(ModelAdmin):
         contact = obj.enrollment.contact
         url = reverse("admin:crm_contact_change", args=[contact.pk])
         return format_html('<a href="{}">{}</a>', url, ltr(contact.email or f"#{contact.pk}"))
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class MoveStageForm(forms.Form):

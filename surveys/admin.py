@@ -14,7 +14,7 @@ from django.utils.text import Truncator
 from django.utils.translation import get_language_info, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from core.admin import ModelAdmin, ltr
+from core.admin import ModelAdmin, ReadOnlyModelAdmin, ltr
 from core.exceptions import DomainError
 from crm.admin import intermediate_page
 from crm.models import Segment
@@ -307,19 +307,8 @@ class SurveyAdmin(ModelAdmin):
         return TemplateResponse(request, "admin/surveys/survey/results.html", context)
 
 
-class ReadOnlyAdmin(ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Invitation)
-class InvitationAdmin(ReadOnlyAdmin):
+class InvitationAdmin(ReadOnlyModelAdmin):
     """Invitations with what happened to each (skipped and why). The link is never shown; for
     anonymous surveys neither is when it was opened or answered."""
 
@@ -358,7 +347,7 @@ class InvitationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Response)
-class ResponseAdmin(ReadOnlyAdmin):
+class ResponseAdmin(ReadOnlyModelAdmin):
     """Answers, read-only. Comments are shown as text (escaped). Answers to anonymous surveys show
     no contact, invitation, ticket or exact time."""
 

@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from phonenumber_field.formfields import PhoneNumberField
 from simple_history.admin import SimpleHistoryAdmin
 
-from core.admin import ModelAdmin, TabularInline, ltr
+from core.admin import ModelAdmin, ReadOnlyModelAdmin, TabularInline, ltr
 from core.exceptions import DomainError
 from crm import selectors as crm_selectors
 from crm import services as crm_services
@@ -725,7 +725,7 @@ class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
 
 
 @admin.register(TicketStatusChange)
-class TicketStatusChangeAdmin(ModelAdmin):
+class TicketStatusChangeAdmin(ReadOnlyModelAdmin):
     """The status log the SLA clock reads. Append-only."""
 
     list_display = ("at", "ticket_link", "from_status", "to_status", "actor", "note")
@@ -745,12 +745,3 @@ class TicketStatusChangeAdmin(ModelAdmin):
         if request.user.has_perm("tickets.view_all_tickets"):
             return queryset
         return queryset.filter(ticket__in=selectors.tickets_visible(user=request.user).values("pk"))
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
