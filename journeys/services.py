@@ -10,7 +10,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -285,6 +285,20 @@ def rules_apply(events: list[Event]) -> list[StageTransition]:
     return []
 
 
+def _enrollments_save(enrollments: list[Enrollment]) -> None:
+    """Write the moved enrollments back with one statement run for every row: bulk_update's
+    CASE WHEN per row cost 0.3 s per 1,000 events in bench/journeys_bench.py; psycopg pipelines
+    executemany in one round trip."""
+    if not enrollments:
+        return
+    table = Enrollment._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET stage_id = %s, stage_entered_at = %s, status = %s, updated_at = %s WHERE id = %s",
+            [(e.stage_id, e.stage_entered_at, e.status, e.updated_at, e.pk) for e in enrollments],
+        )
+
+
 def _rules_write(matches, journey_ids, last_orders) -> list[StageTransition]:
     contact_ids = {event.contact_id for event, _rule in matches}
     # Lock the rows alone, then read them with their stages (see enrollment_move: a locking query
@@ -328,7 +342,7 @@ def _rules_write(matches, journey_ids, last_orders) -> list[StageTransition]:
             changed[key] = enrollment
         transitions.append(transition)
     Enrollment.objects.bulk_create(created)
-    Enrollment.objects.bulk_update(changed.values(), ["stage", "stage_entered_at", "status", "updated_at"])
+    _enrollments_save(list(changed.values()))
     StageTransition.objects.bulk_create(transitions)
     _send_after_commit(transitions)
     return transitions
