@@ -72,7 +72,8 @@ def contact_360(request, contact_id: int):
     get_object_or_404(Contact, pk=contact_id)
     if request.method == "POST":
         return _quick_action(request, contact_id)
-    filters = TimelineFilter(request.GET or None)
+    # Its own ids: the touchpoint form on the same page has a "channel" field too.
+    filters = TimelineFilter(request.GET or None, auto_id="timeline_%s")
     params = filters.cleaned_data if filters.is_valid() else {}
     view = selectors.contact_360(
         contact_id=contact_id,
@@ -94,6 +95,11 @@ def contact_360(request, contact_id: int):
         "can_move": request.user.has_perm("journeys.change_enrollment"),
         "opts": Contact._meta,
         "next_before": view.next_before.isoformat() if view.next_before else "",
+        # The ticket timeline entries carry their due time as ISO text; the page shows it formatted.
+        "open_tickets": [
+            {"entry": entry, "due": parse_datetime(entry.data["due_at"]) if entry.data.get("due_at") else None}
+            for entry in view.open_tickets
+        ],
     }
     return TemplateResponse(request, "insights/contact_360.html", context)
 
@@ -179,7 +185,13 @@ def _panels(user, *, start: date | None, end: date | None, segment: Segment | No
                 {
                     "journey": journey,
                     "rows": [
-                        {"stats": s, "width": round(100 * s.reached / top, 1), "stalled": stalled.get(s.stage.pk, 0)}
+                        {
+                            "stats": s,
+                            "width": round(100 * s.reached / top, 1),
+                            # step_conversion is a share (0-1); the page shows a percentage.
+                            "step_percent": None if s.step_conversion is None else 100 * s.step_conversion,
+                            "stalled": stalled.get(s.stage.pk, 0),
+                        }
                         for s in funnel.stages
                     ],
                 }
