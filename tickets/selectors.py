@@ -65,8 +65,13 @@ def breached_q(now: datetime) -> Q:
 
 
 def at_risk_q(now: datetime) -> Q:
+    """Past an at-risk time, not yet due. `due_at > now` (rather than NOT breached) lets the
+    queue read the (status, due_at) index from now on instead of stepping over every breached
+    ticket first; a paused ticket (no due time) is not at risk while it waits."""
     crossed = Q(first_response_at_risk_at__lte=now) | Q(resolution_at_risk_at__lte=now)
-    return (crossed | Q(sla_state=choices.SlaState.AT_RISK)) & ~breached_q(now)
+    return (crossed | Q(sla_state=choices.SlaState.AT_RISK)) & Q(due_at__gt=now) & ~Q(
+        sla_state=choices.SlaState.BREACHED
+    )
 
 
 def contact_other_tickets(*, contact_id: int, exclude_id: int | None = None, limit: int = 10) -> list[Ticket]:
