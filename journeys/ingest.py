@@ -86,7 +86,7 @@ class _Item:
 
 
 class _Invalid(Exception):
-    pass
+    """A field of one item is wrong; its message becomes that field's error."""
 
 
 def parse_time(value, *, now: datetime) -> datetime:
