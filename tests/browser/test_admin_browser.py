@@ -2,7 +2,6 @@
 and works with contacts (search, bulk tag, import). Nothing may be fetched from the internet."""
 
 import json
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, Permission
@@ -12,12 +11,13 @@ from django.utils.translation import gettext, ngettext
 from playwright.sync_api import expect
 
 from crm.models import Contact
+from tests.browser import screenshots_dir
 from tests.factories import ContactFactory, TagFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 PASSWORD = "pw-for-tests"  # tests/factories.py
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS = screenshots_dir()
 
 
 def serialized_migrated_data() -> list[dict]:

@@ -3,8 +3,6 @@ in English and Persian: a manager logs in, reads the funnel, opens the 360 page 
 with events, a ticket and a survey answer, and logs a touchpoint through the quick action.
 Screenshots at 1280x900 go to docs/screenshots/ for the README."""
 
-from pathlib import Path
-
 import pytest
 from django.core import serializers
 from django.template.defaultfilters import floatformat
@@ -16,13 +14,14 @@ from journeys.ingest import events_ingest
 from journeys.models import Journey
 from surveys import services as survey_services
 from surveys.models import Survey
+from tests.browser import screenshots_dir
 from tests.browser.test_admin_browser import PASSWORD, roles, serialized_migrated_data  # noqa: F401
 from tests.factories import ContactFactory, UserFactory
 from tickets import services as ticket_services
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS = screenshots_dir()
 VIEWPORT = {"width": 1280, "height": 900}
 SEEDED_APPS = ("journeys", "tickets", "surveys")  # rows their data migrations create
 

@@ -3,7 +3,6 @@ pick a score by its accessible name, send, see the thank-you page; the scale run
 in Persian and left to right in English."""
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone, translation
@@ -12,12 +11,13 @@ from playwright.sync_api import expect
 
 from surveys import tokens
 from surveys.models import Invitation, Response, Survey
+from tests.browser import screenshots_dir
 from tests.browser.test_admin_browser import roles  # noqa: F401  (puts the role groups back)
 from tests.factories import ContactFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS = screenshots_dir()
 QUESTION = {"en": "How likely are you to recommend us?", "fa": "چقدر احتمال دارد ما را پیشنهاد کنید؟"}
 
 
