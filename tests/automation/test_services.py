@@ -290,7 +290,7 @@ def test_a_rolled_back_claim_enqueues_nothing(template, django_capture_on_commit
         start(workflow, ContactFactory(), at=timezone.now() - timedelta(minutes=1))
 
     class Rollback(Exception):
-        pass
+        """The transaction that claimed the runs fails."""
 
     with mock.patch.object(tasks.run_advance_task, "delay") as delay:
         with (

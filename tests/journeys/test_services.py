@@ -302,7 +302,7 @@ def test_stage_changed_is_not_sent_when_the_transaction_rolls_back(
     enrollment = EnrollmentFactory(journey=lifecycle, at=timezone.now() - timedelta(days=1))
 
     class Boom(Exception):
-        pass
+        """The transaction that moved the contact fails."""
 
     # when the caller's transaction fails after the move
     with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(Boom), transaction.atomic():
