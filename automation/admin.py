@@ -175,18 +175,7 @@ class WorkflowStepInline(TabularInline):
     model = WorkflowStep
     formset = StepFormSet
     extra = 1
-    fields = (
-        "order",
-        "kind",
-        "wait_minutes",
-        "wait_until",
-        "template",
-        "survey",
-        "stage",
-        "branch_event",
-        "branch_window_minutes",
-        "branch_goto",
-    )
+    fields = ("order", *services.STEP_FIELDS)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("template", "survey", "stage")

@@ -35,19 +35,7 @@ class MessageTemplateSerializer(serializers.ModelSerializer):
 class WorkflowStepSerializer(serializers.ModelSerializer):
     class Meta:
         model = WorkflowStep
-        fields = [
-            "id",
-            "order",
-            "kind",
-            "wait_minutes",
-            "wait_until",
-            "template",
-            "survey",
-            "stage",
-            "branch_event",
-            "branch_window_minutes",
-            "branch_goto",
-        ]
+        fields = ["id", "order", *services.STEP_FIELDS]
         read_only_fields = ["id"]
         # The pair (workflow, order) is checked over the whole list by the workflow.
         validators: list = []
@@ -66,23 +54,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Workflow
-        fields = [
-            "id",
-            "name",
-            "slug",
-            "description",
-            "trigger",
-            "trigger_stage",
-            "trigger_event",
-            "segment",
-            "reentry",
-            "goal_stage",
-            "exit_event",
-            "is_active",
-            "steps",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *services.WORKFLOW_FIELDS, "steps", "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
 
     def validate_steps(self, value):
