@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Prefetch, QuerySet, Sum
 from django.utils import timezone
 
+from core.caching import ShortLived
+
 from . import choices, rules, services
 from .models import MessageTemplate, Referral, Workflow, WorkflowRun, WorkflowStep
 
@@ -76,22 +78,18 @@ def referral_report(*, since: datetime | None = None, until: datetime | None = N
     )
 
 
-_stage_cache: dict = {"at": None, "workflows": []}
-STAGE_CACHE_SECONDS = 10
+_stage_workflows = ShortLived(
+    lambda: list(
+        Workflow.objects.filter(is_active=True, trigger=choices.Trigger.STAGE_ENTERED, trigger_stage__isnull=False)
+    )
+)
 
 
 def stage_workflows() -> list[Workflow]:
-    """Active stage-triggered workflows, read at most every few seconds: event ingestion moves
-    thousands of contacts a second and most stages start nothing. Saving or deleting a workflow
-    clears the cache of its process (automation.receivers)."""
-    now = timezone.now()
-    if _stage_cache["at"] is None or (now - _stage_cache["at"]).total_seconds() > STAGE_CACHE_SECONDS:
-        _stage_cache["workflows"] = list(
-            Workflow.objects.filter(is_active=True, trigger=choices.Trigger.STAGE_ENTERED, trigger_stage__isnull=False)
-        )
-        _stage_cache["at"] = now
-    return _stage_cache["workflows"]
+    """Active stage-triggered workflows, read at most every few seconds (core.caching). Saving or
+    deleting a workflow clears the copy of its process (automation.receivers)."""
+    return _stage_workflows.get()
 
 
 def stage_workflows_forget() -> None:
-    _stage_cache["at"] = None
+    _stage_workflows.forget()

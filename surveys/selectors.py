@@ -11,6 +11,7 @@ from django.db.models.functions import TruncMonth, TruncWeek
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.caching import ShortLived
 from crm.models import Segment
 from journeys.choices import Channel
 from journeys.models import Stage
@@ -18,25 +19,21 @@ from journeys.models import Stage
 from . import choices, metrics
 from .models import Invitation, Response, Survey
 
-_stage_cache: dict = {"at": None, "surveys": []}
-STAGE_CACHE_SECONDS = 10
+_stage_surveys = ShortLived(
+    lambda: list(
+        Survey.objects.filter(trigger=choices.Trigger.STAGE_ENTERED, is_active=True, trigger_stage__isnull=False)
+    )
+)
 
 
 def stage_surveys() -> list[Survey]:
-    """Active stage-triggered surveys, read at most every few seconds: stage moves come in
-    batches of thousands from event ingestion, and most stages trigger nothing. Saving or
-    deleting a survey clears the cache of its process (surveys.receivers)."""
-    now = timezone.now()
-    if _stage_cache["at"] is None or (now - _stage_cache["at"]).total_seconds() > STAGE_CACHE_SECONDS:
-        _stage_cache["surveys"] = list(
-            Survey.objects.filter(trigger=choices.Trigger.STAGE_ENTERED, is_active=True, trigger_stage__isnull=False)
-        )
-        _stage_cache["at"] = now
-    return _stage_cache["surveys"]
+    """Active stage-triggered surveys, read at most every few seconds (core.caching). Saving or
+    deleting a survey clears the copy of its process (surveys.receivers)."""
+    return _stage_surveys.get()
 
 
 def stage_surveys_forget() -> None:
-    _stage_cache["at"] = None
+    _stage_surveys.forget()
 
 
 # ---------------------------------------------------------------- results

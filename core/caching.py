@@ -1,0 +1,27 @@
+"""A short-lived, per-process copy of a small query result."""
+
+import time
+from collections.abc import Callable
+
+
+class ShortLived:
+    """`get()` runs `load` at most once every `seconds` in this process; `forget()` drops the copy.
+
+    For small tables read on hot paths (which surveys or workflows a stage move triggers): event
+    ingestion moves thousands of contacts a second and most moves trigger nothing. The owner
+    calls `forget()` when a row is saved or deleted; other processes see the change within `seconds`."""
+
+    def __init__(self, load: Callable[[], list], seconds: float = 10):
+        self.load = load
+        self.seconds = seconds
+        self._value: list | None = None
+        self._at = 0.0
+
+    def get(self) -> list:
+        now = time.monotonic()
+        if self._value is None or now - self._at > self.seconds:
+            self._value, self._at = self.load(), now
+        return self._value
+
+    def forget(self) -> None:
+        self._value = None
