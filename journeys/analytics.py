@@ -52,7 +52,6 @@ Definitions, for one journey with stages 1..n in their order:
   channel ("direct"). Credit per channel = the sum of its shares; conversions = the sum of all.
 """
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -78,6 +77,7 @@ from django.db.models import (
 from django.db.models.functions import Lead, TruncMonth
 from django.utils import timezone
 
+from core.statistics import percentile
 from crm.models import Persona, Segment
 from crm.selectors import segment_members
 
@@ -195,16 +195,6 @@ class CartAbandonment:
 
 def ratio(part, whole) -> float | None:
     return part / whole if whole else None
-
-
-def percentile(values: list[float], fraction: float) -> float | None:
-    """Continuous percentile, as PostgreSQL's percentile_cont: interpolate between nearest ranks."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * fraction
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def _stats(values: list[float]) -> tuple[float | None, float | None, float | None]:

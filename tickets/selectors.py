@@ -1,7 +1,6 @@
 """Reads for tickets: who sees which tickets, the agents' queue, the ticket page's side panel,
 canned replies, and the support report."""
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,6 +11,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.statistics import percentile
 from journeys.models import Stage
 
 from . import choices, sla
@@ -97,16 +97,6 @@ def canned_reply_text(*, reply: CannedReply, ticket: Ticket) -> str:
 
 
 # --- the report -----------------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], fraction: float) -> float | None:
-    """Linear interpolation between the closest ranks (numpy's default); the median is 0.5."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = fraction * (len(ordered) - 1)
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 @dataclass
