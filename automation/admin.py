@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.admin import ModelAdmin, ReadOnlyModelAdmin, TabularInline, ltr
 from crm import registry as crm_registry
+from crm.admin import contact_link
 from journeys.admin import CappedCountPaginator
 
 from . import choices, selectors, services
@@ -38,10 +39,6 @@ LIVE = [choices.RunStatus.WAITING, choices.RunStatus.QUEUED]
 
 def _text_field_name(field: str, code: str) -> str:
     return f"{field}_{code}"
-
-
-def _contact_link(contact_id: int, label) -> str:
-    return format_html('<a href="{}">{}</a>', reverse("admin:crm_contact_change", args=[contact_id]), label)
 
 
 # Templates
@@ -280,7 +277,7 @@ class MessageAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description=_("contact"))
     def contact_link(self, obj):
-        return _contact_link(obj.contact_id, obj.contact)
+        return contact_link(obj.contact_id, obj.contact)
 
     @admin.display(description=_("to"))
     def recipient(self, obj):
@@ -318,7 +315,7 @@ class WorkflowRunAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description=_("contact"))
     def contact_link(self, obj):
-        return _contact_link(obj.contact_id, obj.contact)
+        return contact_link(obj.contact_id, obj.contact)
 
 
 @admin.register(Referral)
@@ -332,11 +329,11 @@ class ReferralAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description=_("referrer"))
     def referrer_link(self, obj):
-        return _contact_link(obj.referrer_id, obj.referrer)
+        return contact_link(obj.referrer_id, obj.referrer)
 
     @admin.display(description=_("friend"))
     def referred_link(self, obj):
-        return _contact_link(obj.referred_id, obj.referred)
+        return contact_link(obj.referred_id, obj.referred)
 
 
 @admin.register(Reward)
@@ -354,7 +351,7 @@ class RewardAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description=_("contact"))
     def contact_link(self, obj):
-        return _contact_link(obj.contact_id, obj.contact)
+        return contact_link(obj.contact_id, obj.contact)
 
 
 # On the contact page

@@ -16,6 +16,7 @@ from core.admin import EstimatedCountPaginator, ModelAdmin, ReadOnlyModelAdmin, 
 from core.exceptions import DomainError
 from crm import registry as crm_registry
 from crm import selectors as crm_selectors
+from crm.admin import contact_link
 
 from . import admin_reports, choices, services
 from .models import Enrollment, Event, IngestKey, Journey, Stage, StageRule, StageTransition, Touchpoint
@@ -132,8 +133,7 @@ class EventAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description=_("contact"))
     def contact_link(self, obj):
-        url = reverse("admin:crm_contact_change", args=[obj.contact_id])
-        return format_html('<a href="{}">{}</a>', url, ltr(obj.contact.email or f"#{obj.contact_id}"))
+        return contact_link(obj.contact_id, ltr(obj.contact.email or f"#{obj.contact_id}"))
 
 
 @admin.register(StageTransition)
@@ -150,8 +150,7 @@ class StageTransitionAdmin(ReadOnlyModelAdmin):
     @admin.display(description=_("contact"))
     def contact_link(self, obj):
         contact = obj.enrollment.contact
-        url = reverse("admin:crm_contact_change", args=[contact.pk])
-        return format_html('<a href="{}">{}</a>', url, ltr(contact.email or f"#{contact.pk}"))
+        return contact_link(contact.pk, ltr(contact.email or f"#{contact.pk}"))
 
 
 class MoveStageForm(forms.Form):
@@ -192,8 +191,7 @@ class EnrollmentAdmin(ModelAdmin):
 
     @admin.display(description=_("contact"))
     def contact_link(self, obj):
-        url = reverse("admin:crm_contact_change", args=[obj.contact_id])
-        return format_html('<a href="{}">{}</a>', url, obj.contact)
+        return contact_link(obj.contact_id, obj.contact)
 
     @admin.display(description=_("days in stage"))
     def days_in_stage(self, obj):

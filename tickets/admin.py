@@ -24,6 +24,7 @@ from core.admin import ModelAdmin, ReadOnlyModelAdmin, TabularInline, ltr
 from core.exceptions import DomainError
 from crm import selectors as crm_selectors
 from crm import services as crm_services
+from crm.admin import contact_link as crm_contact_link
 from crm.choices import ContactSource
 from crm.models import Contact
 from journeys import selectors as journey_selectors
@@ -459,8 +460,7 @@ class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
 
     @admin.display(description=_("contact"))
     def contact_link(self, obj):
-        url = reverse("admin:crm_contact_change", args=[obj.contact_id])
-        return format_html('<a href="{}">{}</a>', url, obj.contact)
+        return crm_contact_link(obj.contact_id, obj.contact)
 
     @admin.display(description=_("SLA"))
     def sla_summary(self, obj):
