@@ -1,10 +1,13 @@
-"""surveys' part in what crm does to a contact: timeline entries, erase and export.
-Merge needs nothing: crm moves invitations and answers of the merged-away contact."""
+"""surveys' part in what crm does to a contact: timeline entries, erase, merge and export.
+crm moves the invitations and answers of a merged-away contact; surveys only updates the results'
+summaries (a follow-up may count as recovered once both contacts' answers are one person's)."""
 
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from crm import registry
 
+from . import summaries
 from .models import Invitation, Response
 
 
@@ -29,8 +32,15 @@ def response_entries(*, contact, limit: int, before=None) -> list[registry.Timel
 @registry.erase_handlers.register("surveys.personal_data")
 def erase_personal_data(*, contact, actor) -> None:
     """Keep the scores (the aggregates), drop the words and the link to the person."""
+    summaries.rows_change(Q(contact_id=contact.pk), comment="", contact_id=None)
     Response.objects.filter(contact=contact).update(comment="", contact=None)
     Invitation.objects.filter(contact=contact, answered_at__isnull=True).update(status="skipped", skip_reason="erased")
+
+
+@registry.merge_handlers.register("surveys.summaries")
+def merge_summaries(*, winner, loser, actor) -> None:
+    """Before crm moves the loser's answers to the winner."""
+    summaries.rows_change(Q(contact_id=loser.pk), contact_id=winner.pk)
 
 
 @registry.exporters.register("surveys")

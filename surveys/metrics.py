@@ -20,7 +20,7 @@ An empty set has no value (None), never 0.
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.utils.translation import gettext_lazy as _
 
 from . import choices
@@ -36,6 +36,9 @@ DEFINITIONS = {
         "without being negative (NPS 7-10, CSAT 3-5, CES 3-7) / all such follow-up tickets."
     ),
 }
+# NPS promoters score from 9, CSAT satisfied answers from 4; NPS detractors score up to 6.
+HIGH_FROM = {choices.Kind.NPS: 9, choices.Kind.CSAT: 4, choices.Kind.CES: 4}
+LOW_TO = 6
 # The categories that count as a negative answer (see the recovery rate).
 NEGATIVE = (choices.Category.DETRACTOR, choices.Category.DISSATISFIED, choices.Category.HIGH_EFFORT)
 
@@ -109,6 +112,26 @@ def recovery(unhappy: Iterable[tuple[object, datetime]], answers: Iterable[tuple
     }
 
 
+def recovered_ids(answers: Iterable[dict]) -> set:
+    """The recovery rate's test on answer rows (dicts with id, contact_id, answered_at, category and
+    followup_ticket_id): the ids of the follow-ups whose contact answered later without being
+    negative. The rows must hold every answer of each contact concerned."""
+    answers = list(answers)
+    last_fine: dict = {}
+    for row in answers:
+        contact = row["contact_id"]
+        fine = contact is not None and row["category"] not in NEGATIVE
+        if fine and (contact not in last_fine or row["answered_at"] > last_fine[contact]):
+            last_fine[contact] = row["answered_at"]
+    return {
+        row["id"]
+        for row in answers
+        if row["followup_ticket_id"] is not None
+        and row["contact_id"] in last_fine
+        and last_fine[row["contact_id"]] > row["answered_at"]
+    }
+
+
 def scale_filter(kind: str) -> Q:
     """Answers given on the scale of this kind: an answer on another scale never enters a figure."""
     low, high = choices.SCALES[kind]
@@ -119,23 +142,43 @@ def metric_expressions(kind: str) -> dict:
     """The aggregates metric_from_counts reads, for .aggregate() or a grouped .annotate()."""
     return {
         "n": Count("id"),
-        "high": Count("id", filter=Q(score__gte=9) if kind == choices.Kind.NPS else Q(score__gte=4)),
-        "low": Count("id", filter=Q(score__lte=6)),
+        "high": Count("id", filter=Q(score__gte=HIGH_FROM[kind])),
+        "low": Count("id", filter=Q(score__lte=LOW_TO)),
         "mean": Avg("score"),
         "commented": Count("id", filter=~Q(comment="")),
+    }
+
+
+def summary_expressions() -> dict:
+    """What a grouped .values(..., "score").annotate() reads from surveys.ResultSummary rows (answers
+    per score); counts_from_histogram turns them into what metric_expressions count."""
+    return {
+        "n": Sum("answers"),
+        "commented": Sum("commented"),
+        "followups": Sum("followups"),
+        "recovered": Sum("recovered"),
+    }
+
+
+def counts_from_histogram(kind: str, histogram: dict[int, int], commented: int) -> dict:
+    """What metric_expressions count in the database, from the number of answers per score."""
+    n = sum(histogram.values())
+    return {
+        "n": n,
+        "high": sum(count for score, count in histogram.items() if score >= HIGH_FROM[kind]),
+        "low": sum(count for score, count in histogram.items() if score <= LOW_TO),
+        "mean": sum(score * count for score, count in histogram.items()) / n if n else None,
+        "commented": commented,
     }
 
 
 def counts_from_scores(kind: str, scores: list[int], commented: int) -> dict:
     """What metric_expressions count in the database, counted in Python (for backends that cannot
     group by an element of a JSON list)."""
-    return {
-        "n": len(scores),
-        "high": sum(score >= (9 if kind == choices.Kind.NPS else 4) for score in scores),
-        "low": sum(score <= 6 for score in scores),
-        "mean": sum(scores) / len(scores) if scores else None,
-        "commented": commented,
-    }
+    histogram: dict[int, int] = {}
+    for score in scores:
+        histogram[score] = histogram.get(score, 0) + 1
+    return counts_from_histogram(kind, histogram, commented)
 
 
 def aggregate(responses: QuerySet, kind: str) -> dict:

@@ -266,3 +266,52 @@ class Response(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.score}"
+
+
+class ResultSummary(models.Model):
+    """Answers to one survey counted per day (in settings.TIME_ZONE), breakdown and score, so the
+    results read a few thousand rows instead of every answer. `dimension` is "" for all answers or
+    one of stage, segment, channel, agent, language, and `key` the group ("" for none). Kept current
+    by surveys.summaries in the transaction of every write; `manage.py surveys_rebuild_summaries`
+    recomputes it from the answers."""
+
+    id = models.BigAutoField(primary_key=True)
+    survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="+")
+    dimension = models.CharField(max_length=8)
+    key = models.CharField(max_length=64)
+    day = models.DateField()
+    scale_min = models.SmallIntegerField()
+    scale_max = models.SmallIntegerField()
+    score = models.SmallIntegerField()
+    answers = models.IntegerField(default=0)
+    commented = models.IntegerField(default=0)
+    followups = models.IntegerField(default=0)
+    recovered = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["survey", "dimension", "day", "key", "scale_min", "scale_max", "score"],
+                name="surveys_resultsummary_key",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.survey_id} {self.day} {self.dimension}={self.key} {self.score}: {self.answers}"
+
+
+class SendSummary(models.Model):
+    """Invitations of one survey sent per day (in settings.TIME_ZONE) and how many of them were
+    answered: the response rate without reading every invitation (see ResultSummary)."""
+
+    id = models.BigAutoField(primary_key=True)
+    survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    sent = models.IntegerField(default=0)
+    answered = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["survey", "day"], name="surveys_sendsummary_key")]
+
+    def __str__(self):
+        return f"{self.survey_id} {self.day}: {self.answered}/{self.sent}"

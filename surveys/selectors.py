@@ -6,8 +6,8 @@ from datetime import date, datetime, time, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Case, CharField, Count, F, Func, IntegerField, Q, QuerySet, Value, When
-from django.db.models.functions import TruncMonth, TruncWeek
+from django.db.models import Case, CharField, Count, F, Func, IntegerField, Q, QuerySet, Sum, Value, When
+from django.db.models.functions import Coalesce, TruncMonth, TruncWeek
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -16,8 +16,8 @@ from crm.models import Segment
 from journeys.choices import Channel
 from journeys.models import Stage
 
-from . import choices, metrics
-from .models import Invitation, Response, Survey
+from . import choices, metrics, summaries
+from .models import Invitation, Response, ResultSummary, SendSummary, Survey
 
 _stage_surveys = ShortLived(
     lambda: list(
@@ -116,6 +116,10 @@ def _groups(*, survey: Survey, rows: QuerySet, group_by: str, period: str) -> li
         counts = _segment_counts(rows, kind)
     else:
         counts = list(rows.values(key=F(group_by)).annotate(**metrics.metric_expressions(kind)))
+    return _group_figures(survey, counts, group_by, period)
+
+
+def _group_figures(survey: Survey, counts: list[dict], group_by: str, period: str) -> list[dict]:
     labels = _labels(group_by, [row["key"] for row in counts])
     groups = []
     for row in counts:
@@ -127,12 +131,54 @@ def _groups(*, survey: Survey, rows: QuerySet, group_by: str, period: str) -> li
             label = str(_("None"))
         else:
             label = labels.get(key) or f"#{key}"
-        figure = _suppress(survey, metrics.metric_from_counts(kind, row))
+        figure = _suppress(survey, metrics.metric_from_counts(survey.kind, row))
         figure.pop("definition")
         groups.append({"key": "" if key is None else str(key), "label": label, **figure})
     if group_by != "period":
         groups.sort(key=lambda g: (g["suppressed"], -(g["answers"] or 0), g["label"]))
     return groups
+
+
+def _summary_rows(model, *, survey: Survey, start: date | None, end: date | None) -> QuerySet:
+    rows = model.objects.filter(survey=survey).order_by()
+    if start:
+        rows = rows.filter(day__gte=start)
+    if end:
+        rows = rows.filter(day__lte=end)
+    return rows
+
+
+def _histograms(rows: QuerySet, key_expression) -> dict:
+    """{key: [{score: answers}, commented, followups, recovered]} from ResultSummary rows."""
+    out: dict = {}
+    grouped = rows.annotate(group=key_expression).values("group", "score").annotate(**metrics.summary_expressions())
+    for row in grouped.order_by():
+        entry = out.setdefault(row["group"], [{}, 0, 0, 0])
+        histogram = entry[0]
+        histogram[row["score"]] = histogram.get(row["score"], 0) + row["n"]
+        entry[1] += row["commented"]
+        entry[2] += row["followups"]
+        entry[3] += row["recovered"]
+    return out
+
+
+def _summary_groups(*, survey: Survey, rows: QuerySet, group_by: str, period: str) -> list[dict]:
+    """As _groups, from the ResultSummary rows of the survey (its scale, its window)."""
+    kind = survey.kind
+    if group_by == "period":
+        per_key = _histograms(rows.filter(dimension=summaries.ALL), PERIODS[period]("day"))
+    else:
+        per_key = _histograms(rows.filter(dimension=group_by), F("key"))
+    counts = [
+        {"key": key, **metrics.counts_from_histogram(kind, histogram, commented)}
+        for key, (histogram, commented, _followups, _recovered) in per_key.items()
+    ]
+    if group_by == "period":
+        counts.sort(key=lambda row: row["key"])
+    elif group_by in ("stage", "agent"):
+        for row in counts:
+            row["key"] = int(row["key"]) if row["key"] else None
+    return _group_figures(survey, counts, group_by, period)
 
 
 def survey_results(
@@ -142,38 +188,97 @@ def survey_results(
     end: date | None = None,
     group_by: str | None = None,
     period: str = "week",
+    from_answers: bool = False,
 ) -> dict:
     """The figures of one survey, each next to its definition (surveys.metrics): the metric, the
     response, comment and recovery rates, the score distribution, the trend per week or month and,
-    when asked, a breakdown by stage, segment, channel, agent, language or period.
+    when asked, a breakdown by stage, segment, channel, agent, language or period, for the answers
+    given from `start` to `end` (days, both included).
 
-    A fixed number of queries whatever the number of answers: one per figure, each grouped in the
-    database. Anonymous surveys return a group of fewer than MIN_GROUP answers as suppressed."""
+    Read from the summaries (surveys.summaries: counts per day, group and score), in at most five queries
+    whatever the number of answers. `from_answers` (or a current time zone other than
+    settings.TIME_ZONE, whose days are not the summaries' days) reads the answers themselves: the
+    brute-force reference the tests compare with. Anonymous surveys return a group of fewer than
+    MIN_GROUP answers as suppressed."""
     if group_by is not None and group_by not in GROUP_BY:
         raise ValueError(f"group_by must be one of {GROUP_BY}")
     if period not in PERIODS:
         raise ValueError(f"period must be one of {tuple(PERIODS)}")
+    if from_answers or not summaries.day_aligned():
+        return _results_from_answers(survey=survey, start=start, end=end, group_by=group_by, period=period)
+    kind = survey.kind
+    # Rows whose answers went back to zero (answers changed or deleted) stay until a rebuild.
+    rows = _summary_rows(ResultSummary, survey=survey, start=start, end=end).filter(
+        metrics.scale_filter(kind), answers__gt=0
+    )
+    histogram, commented, followups, recovered = _histograms(rows.filter(dimension=summaries.ALL), Value("")).get(
+        "", [{}, 0, 0, 0]
+    )
+    sent = _summary_rows(SendSummary, survey=survey, start=start, end=end).aggregate(
+        sent=Coalesce(Sum("sent"), 0), answered=Coalesce(Sum("answered"), 0)
+    )
+    trend = _summary_groups(survey=survey, rows=rows, group_by="period", period=period)
+    groups = []
+    if group_by not in (None, "period"):  # a breakdown per period is the trend
+        groups = _summary_groups(survey=survey, rows=rows, group_by=group_by, period=period)
+    recovery = {
+        "followups": followups,
+        "recovered": recovered,
+        "value": metrics.recovery_rate(followups=followups, recovered=recovered),
+        "definition": str(metrics.DEFINITIONS["recovery_rate"]),
+    }
+    return _results(
+        survey=survey,
+        start=start,
+        end=end,
+        group_by=group_by,
+        period=period,
+        overall=metrics.metric_from_counts(kind, metrics.counts_from_histogram(kind, histogram, commented)),
+        per_score=histogram,
+        sent=sent,
+        recovery=recovery,
+        trend=trend,
+        groups=list(trend) if group_by == "period" else groups,
+    )
+
+
+def _results_from_answers(*, survey: Survey, start: date | None, end: date | None, group_by, period: str) -> dict:
     kind = survey.kind
     rows = survey_responses(survey=survey, start=start, end=end)
     overall = metrics.metric_from_counts(kind, rows.aggregate(**metrics.metric_expressions(kind)))
-    overall = _suppress(survey, overall)
-
-    low, high = survey.scale
     per_score = dict(rows.values_list("score").annotate(n=Count("id")))
-    distribution = [{"score": score, "count": per_score.get(score, 0)} for score in range(low, high + 1)]
-    if overall["suppressed"]:
-        distribution = []
-
     invitations = Invitation.objects.filter(survey=survey, sent_at__isnull=False).order_by()
     if start:
         invitations = invitations.filter(sent_at__gte=_day_start(start))
     if end:
         invitations = invitations.filter(sent_at__lt=_day_start(end + timedelta(days=1)))
     sent = invitations.aggregate(sent=Count("id"), answered=Count("id", filter=Q(answered_at__isnull=False)))
+    return _results(
+        survey=survey,
+        start=start,
+        end=end,
+        group_by=group_by,
+        period=period,
+        overall=overall,
+        per_score=per_score,
+        sent=sent,
+        recovery=metrics.recovery_counts(rows),
+        trend=_groups(survey=survey, rows=rows, group_by="period", period=period),
+        groups=_groups(survey=survey, rows=rows, group_by=group_by, period=period) if group_by else [],
+    )
 
+
+def _results(
+    *, survey: Survey, start, end, group_by, period, overall, per_score, sent, recovery, trend, groups
+) -> dict:
+    overall = _suppress(survey, overall)
+    low, high = survey.scale
+    distribution = [{"score": score, "count": per_score.get(score, 0)} for score in range(low, high + 1)]
+    if overall["suppressed"]:
+        distribution = []
     return {
         "survey": survey.pk,
-        "kind": kind,
+        "kind": survey.kind,
         "scale": [low, high],
         "anonymous": survey.anonymous,
         "min_group": MIN_GROUP if survey.anonymous else None,
@@ -191,8 +296,8 @@ def survey_results(
             "value": overall["comment_rate"],
             "definition": str(metrics.DEFINITIONS["comment_rate"]),
         },
-        "recovery": metrics.recovery_counts(rows),
+        "recovery": recovery,
         "distribution": distribution,
-        "trend": _groups(survey=survey, rows=rows, group_by="period", period=period),
-        "groups": _groups(survey=survey, rows=rows, group_by=group_by, period=period) if group_by else [],
+        "trend": trend,
+        "groups": groups,
     }

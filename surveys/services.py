@@ -25,7 +25,7 @@ from tickets import selectors as ticket_selectors
 from tickets import services as ticket_services
 from tickets.models import Ticket
 
-from . import choices, metrics, selectors, tokens
+from . import choices, metrics, selectors, summaries, tokens
 from .models import Invitation, Response, Survey
 from .signals import response_submitted
 
@@ -229,6 +229,8 @@ def invitation_send(*, invitation_id: int, reminder: bool = False) -> bool:
             invitation.expires_at = now + timedelta(days=invitation.survey.link_days)
         invitation.last_sent_at = now
         invitation.save(update_fields=["status", "sent_at", "expires_at", "reminders_sent", "last_sent_at"])
+        if not reminder:
+            summaries.invitation_counted(invitation, sent=1)
     return True
 
 
@@ -330,19 +332,24 @@ def response_submit(*, invitation: Invitation, score, comment: str = "") -> Resp
         week=(now - timedelta(days=now.weekday())).date(),
         answered_at=now,
     )
-    try:
-        with transaction.atomic():
-            response.save()
-    except IntegrityError:
-        raise AlreadyAnswered(_("This survey was already answered. Thank you!")) from None
-    invitation.answered_at = now
-    invitation.status = choices.InvitationStatus.ANSWERED
-    invitation.opened_at = invitation.opened_at or now
-    invitation.save(update_fields=["answered_at", "status", "opened_at"])
-    if not survey.anonymous:
-        _record_touchpoint(response, contact)
-        if survey.kind in UNHAPPY and score <= UNHAPPY[survey.kind]:
-            _open_followup_ticket(response, contact)
+    # The results' summaries take the answer (and any follow-up it recovers) in this transaction.
+    with summaries.Change(contacts=[response.contact_id]) as change:
+        try:
+            with transaction.atomic():
+                response.save()
+        except IntegrityError:
+            raise AlreadyAnswered(_("This survey was already answered. Thank you!")) from None
+        change.add(response)
+        invitation.answered_at = now
+        invitation.status = choices.InvitationStatus.ANSWERED
+        invitation.opened_at = invitation.opened_at or now
+        invitation.save(update_fields=["answered_at", "status", "opened_at"])
+        if not survey.anonymous:
+            _record_touchpoint(response, contact)
+            if survey.kind in UNHAPPY and score <= UNHAPPY[survey.kind]:
+                _open_followup_ticket(response, contact)
+    # Last, so the survey's shared summary rows stay locked only until the commit.
+    summaries.invitation_counted(invitation, answered=1)
     response_id = response.pk
     transaction.on_commit(lambda: response_submitted.send(sender=Response, response_id=response_id))
     return response
@@ -359,8 +366,9 @@ def response_add_comment(*, invitation: Invitation, comment: str) -> Response:
             raise DomainError(_("Keep the comment under 2,000 characters."), code="comment", field="comment")
         if response.comment:
             raise AlreadyAnswered(_("This survey was already answered. Thank you!"))
-        response.comment = comment
-        response.save(update_fields=["comment"])
+        with summaries.Change(contacts=[response.contact_id], responses=[response.pk]):
+            response.comment = comment
+            response.save(update_fields=["comment"])
         if response.followup_ticket_id:
             ticket_services.ticket_comment(ticket=response.followup_ticket, author=None, body=comment, is_public=False)
     return response

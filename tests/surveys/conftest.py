@@ -1,10 +1,11 @@
-"""Answers stored as rows (no email, no page), for the results, admin and API tests."""
+"""Answers stored as rows (no email, no page), for the results, admin and API tests. The rows are
+counted in the results' summaries as the services count them (surveys.summaries)."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from surveys import choices, metrics
+from surveys import choices, metrics, summaries
 from surveys.models import Invitation, Response, Survey
 from tickets import services as ticket_services
 
@@ -18,39 +19,45 @@ def answer(survey, contact, score, *, at, comment="", followup=False, scale=None
     """One answered invitation. `scale` stores the answer on another scale (as if the survey's kind
     had changed since); `followup` opens a follow-up ticket as an unhappy answer does."""
     kind, (low, high) = (survey.kind, survey.scale) if scale is None else scale
-    invitation = Invitation.objects.create(
-        survey=survey,
-        contact=contact,
-        status=choices.InvitationStatus.ANSWERED,
-        send_after=at - timedelta(hours=1),
-        sent_at=at - timedelta(hours=1),
-        answered_at=at,
-        language=fields.get("language", "en"),
-    )
-    ticket = None
-    if followup:
-        ticket = ticket_services.ticket_create(contact=contact, subject="Unhappy", channel="survey", actor=None)
-    return Response.objects.create(
-        invitation=invitation,
-        survey=survey,
-        contact=None if survey.anonymous else contact,
-        kind=kind,
-        score=score,
-        scale_min=low,
-        scale_max=high,
-        category=metrics.category(kind, score),
-        comment=comment,
-        week=(at - timedelta(days=at.weekday())).date(),
-        answered_at=at,
-        followup_ticket=ticket,
-        **{"language": "en", "channel": "email", **fields},
-    )
+    with summaries.Change(contacts=[None if survey.anonymous else contact.pk]) as change:
+        invitation = Invitation.objects.create(
+            survey=survey,
+            contact=contact,
+            status=choices.InvitationStatus.ANSWERED,
+            send_after=at - timedelta(hours=1),
+            sent_at=at - timedelta(hours=1),
+            answered_at=at,
+            language=fields.get("language", "en"),
+        )
+        ticket = None
+        if followup:
+            ticket = ticket_services.ticket_create(contact=contact, subject="Unhappy", channel="survey", actor=None)
+        response = Response.objects.create(
+            invitation=invitation,
+            survey=survey,
+            contact=None if survey.anonymous else contact,
+            kind=kind,
+            score=score,
+            scale_min=low,
+            scale_max=high,
+            category=metrics.category(kind, score),
+            comment=comment,
+            week=(at - timedelta(days=at.weekday())).date(),
+            answered_at=at,
+            followup_ticket=ticket,
+            **{"language": "en", "channel": "email", **fields},
+        )
+        change.add(response)
+    summaries.invitation_counted(invitation, sent=1, answered=1)
+    return response
 
 
 def unanswered(survey, contact, *, at) -> Invitation:
-    return Invitation.objects.create(
+    invitation = Invitation.objects.create(
         survey=survey, contact=contact, status=choices.InvitationStatus.SENT, send_after=at, sent_at=at
     )
+    summaries.invitation_counted(invitation, sent=1)
+    return invitation
 
 
 def day(d: int, hour: int = 12) -> datetime:
