@@ -4,11 +4,12 @@ and console/file backends for development. Each send returns the provider's mess
 
 import json
 import logging
+import smtplib
 import urllib.request
 import uuid
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.message import make_msgid
 from django.core.mail.utils import DNS_NAME
 from django.utils.module_loading import import_string
@@ -81,8 +82,30 @@ def backend_for(channel: str):
     return backend(channel)
 
 
-def send_email(*, to: str, subject: str, text: str, html: str, unsubscribe_url: str) -> str:
-    """Email with RFC 8058 one-click unsubscribe headers. The Message-ID is the provider id."""
+def email_connection():
+    """An open connection of Django's email backend, to send many messages over one session."""
+    connection = get_connection()
+    connection.open()
+    return connection
+
+
+def connection_usable(exc: Exception) -> bool:
+    """After this error on one message, may the same SMTP session send the next? Yes when the
+    server answered (a refused recipient, sender or message), unless it is closing (421)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return True
+    return isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code != 421
+
+
+def try_later(exc: Exception) -> bool:
+    """The server answered 4xx (busy, closing, try again): it took nothing, the mail may be sent
+    again later. Anything else may have gone out, or never will (5xx)."""
+    return isinstance(exc, smtplib.SMTPResponseException) and 400 <= exc.smtp_code < 500
+
+
+def send_email(*, to: str, subject: str, text: str, html: str, unsubscribe_url: str, connection=None) -> str:
+    """Email with RFC 8058 one-click unsubscribe headers. The Message-ID is the provider id.
+    `connection`: an open email backend connection to reuse (email_connection()); else one per mail."""
     # Set here: otherwise each message() call makes a new one, and the id stored would not be
     # the one the mail went out with (bounces and delivery reports would match nothing).
     message_id = make_msgid(domain=DNS_NAME)
@@ -95,6 +118,7 @@ def send_email(*, to: str, subject: str, text: str, html: str, unsubscribe_url: 
             "List-Unsubscribe": f"<{unsubscribe_url}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         },
+        connection=connection,
     )
     message.attach_alternative(html, "text/html")
     message.send()

@@ -8,7 +8,7 @@ from datetime import datetime, time, timedelta
 
 from django.conf import settings
 
-from crm.models import Contact
+from crm.models import Consent, Contact
 
 from . import choices
 from .models import Message
@@ -71,8 +71,38 @@ def next_allowed(contact: Contact, now: datetime) -> datetime | None:
     return datetime.combine(day, start, tzinfo=zone)
 
 
-def decide(*, contact: Contact, channel: str, purpose: str, consent: dict, now: datetime) -> Decision:
-    """`consent` is crm.selectors.consent_current(contact=...) for this contact."""
+def consents_current(*, contact_ids) -> dict[int, dict[tuple[str, str], Consent]]:
+    """crm.selectors.consent_current for many contacts in one query: per contact, the latest
+    ledger row per (channel, purpose)."""
+    current: dict[int, dict[tuple[str, str], Consent]] = {}
+    rows = Consent.objects.filter(contact_id__in=list(contact_ids)).order_by(
+        "contact_id", "channel", "purpose", "-occurred_at", "-id"
+    )
+    for row in rows:
+        current.setdefault(row.contact_id, {}).setdefault((row.channel, row.purpose), row)
+    return current
+
+
+def recent_sends(*, contact_ids, since: datetime) -> dict[tuple[int, str], list[datetime]]:
+    """When each of these contacts was sent a message since `since`, per channel, in one query
+    (the caps of decide())."""
+    sent: dict[tuple[int, str], list[datetime]] = {}
+    rows = Message.objects.filter(
+        contact_id__in=list(contact_ids),
+        status__in=[choices.MessageStatus.SENT, choices.MessageStatus.DELIVERED],
+        sent_at__gte=since,
+    ).values_list("contact_id", "channel", "sent_at")
+    for contact_id, channel, sent_at in rows:
+        sent.setdefault((contact_id, channel), []).append(sent_at)
+    return sent
+
+
+def decide(
+    *, contact: Contact, channel: str, purpose: str, consent: dict, now: datetime, sent: list | None = None
+) -> Decision:
+    """`consent` is crm.selectors.consent_current(contact=...) for this contact. `sent`, when the
+    caller read it for many contacts at once (recent_sends), is when this contact was sent a
+    message on this channel in the last 7 days; otherwise it is read here."""
     if contact.erased_at:
         return Decision(skip=choices.SkipReason.ERASED)
     if not address(contact, channel):
@@ -82,14 +112,13 @@ def decide(*, contact: Contact, channel: str, purpose: str, consent: dict, now: 
         unsubscribed = latest is not None and latest.source == "unsubscribe"
         return Decision(skip=choices.SkipReason.UNSUBSCRIBED if unsubscribed else choices.SkipReason.NO_CONSENT)
     daily, weekly = settings.AUTOMATION_CAPS.get(channel, (None, None))
-    sent = Message.objects.filter(
-        contact=contact, channel=channel, status__in=[choices.MessageStatus.SENT, choices.MessageStatus.DELIVERED]
-    )
+    if (daily is not None or weekly is not None) and sent is None:
+        sent = recent_sends(contact_ids=[contact.pk], since=now - timedelta(days=7)).get((contact.pk, channel), [])
     if daily is not None:
         midnight = datetime.combine(now.astimezone(contact_zone(contact)).date(), time(0), tzinfo=contact_zone(contact))
-        if sent.filter(sent_at__gte=midnight).count() >= daily:
+        if sum(at >= midnight for at in sent) >= daily:
             return Decision(skip=choices.SkipReason.DAILY_CAP)
-    if weekly is not None and sent.filter(sent_at__gte=now - timedelta(days=7)).count() >= weekly:
+    if weekly is not None and sum(at >= now - timedelta(days=7) for at in sent) >= weekly:
         return Decision(skip=choices.SkipReason.WEEKLY_CAP)
     if purpose == choices.Purpose.MARKETING:
         later = next_allowed(contact, now)

@@ -1,3 +1,5 @@
+import collections
+
 from celery import shared_task
 from django.db import transaction
 
@@ -6,23 +8,33 @@ from crm import selectors as crm_selectors
 from . import choices, services
 from .models import Workflow
 
+CHUNK = 500  # runs per worker task: one outbox write and one provider connection each
+
 
 @shared_task(name="automation.claim_due")
 def runs_claim_due_task() -> int:
-    """Beat, every minute: claim the runs whose time came and hand each to a worker."""
+    """Beat, every minute: claim the runs whose time came and hand them to the workers, a chunk
+    per task."""
     total = 0
     while True:
         with transaction.atomic():
-            claimed = services.runs_claim_due()
-            for run_id in claimed:
-                transaction.on_commit(lambda run_id=run_id: run_advance_task.delay(run_id))
+            claimed = services.runs_claim_due(limit=CHUNK)
+            if claimed:
+                transaction.on_commit(lambda claimed=claimed: runs_advance_task.delay(claimed))
         total += len(claimed)
-        if len(claimed) < 500:
+        if len(claimed) < CHUNK:
             return total
+
+
+@shared_task(name="automation.advance_chunk", acks_late=True)
+def runs_advance_task(run_ids: list[int]) -> dict[str, int]:
+    """Advance a chunk of claimed runs; returns how many ended in each state."""
+    return dict(collections.Counter(services.runs_advance(run_ids=run_ids).values()))
 
 
 @shared_task(name="automation.advance", acks_late=True)
 def run_advance_task(run_id: int) -> str:
+    """One run (tasks enqueued one per run before the chunks came are still served)."""
     return services.run_advance(run_id=run_id)
 
 

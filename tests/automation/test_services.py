@@ -292,7 +292,7 @@ def test_a_rolled_back_claim_enqueues_nothing(template, django_capture_on_commit
     class Rollback(Exception):
         """The transaction that claimed the runs fails."""
 
-    with mock.patch.object(tasks.run_advance_task, "delay") as delay:
+    with mock.patch.object(tasks.runs_advance_task, "delay") as delay:
         with (
             django_capture_on_commit_callbacks(execute=True) as callbacks,
             pytest.raises(Rollback),
@@ -303,14 +303,31 @@ def test_a_rolled_back_claim_enqueues_nothing(template, django_capture_on_commit
         assert callbacks == []
         delay.assert_not_called()
     assert set(WorkflowRun.objects.values_list("status", flat=True)) == {"waiting"}
-    # and committed, the same pass enqueues each run once
-    with mock.patch.object(tasks.run_advance_task, "delay") as delay:
+    # and committed, the same pass enqueues the runs once, as one chunk
+    with mock.patch.object(tasks.runs_advance_task, "delay") as delay:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             assert tasks.runs_claim_due_task() == 3
-        assert len(callbacks) == 3
-        assert sorted(call.args[0] for call in delay.call_args_list) == sorted(
-            WorkflowRun.objects.values_list("pk", flat=True)
-        )
+        assert len(callbacks) == 1
+        [call] = delay.call_args_list
+        assert sorted(call.args[0]) == sorted(WorkflowRun.objects.values_list("pk", flat=True))
+
+
+def test_the_beat_pass_hands_out_chunks_of_500(template, settings, django_capture_on_commit_callbacks):
+    workflow = make_workflow([{"kind": "send", "template": template}])
+    contacts = ContactFactory.create_batch(501)
+    WorkflowRun.objects.bulk_create(
+        [
+            WorkflowRun(workflow=workflow, contact=c, step_order=1, step_started_at=NOON, due_at=NOON, started_at=NOON)
+            for c in contacts
+        ]
+    )
+    with mock.patch.object(tasks.runs_advance_task, "delay") as delay, django_capture_on_commit_callbacks(execute=True):
+        assert tasks.runs_claim_due_task() == 501
+    chunks = [call.args[0] for call in delay.call_args_list]
+    assert sorted(len(chunk) for chunk in chunks) == [1, 500]
+    assert sorted(run_id for chunk in chunks for run_id in chunk) == sorted(
+        WorkflowRun.objects.values_list("pk", flat=True)
+    )
 
 
 def test_a_duplicate_task_for_a_run_sends_nothing_more(template, contact):
@@ -390,9 +407,9 @@ def test_a_message_being_sent_by_a_live_worker_is_left_alone(template):
     locked, release = threading.Event(), threading.Event()
 
     def worker_mid_send():
-        # what message_deliver does while the provider answers: hold the row's lock
-        with transaction.atomic():
-            Message.objects.select_for_update().get(pk=message.pk)
+        # what a worker does while the provider answers: hold the lock on its chunk's runs
+        with services.run_locks([run_id]) as held:
+            assert held == {run_id}
             locked.set()
             release.wait(timeout=20)
         connection.close()

@@ -9,17 +9,11 @@ database, sending through Django's SMTP backend to a real local SMTP server (aio
 Needs REDIS_URL (CI: redis://127.0.0.1:6379/15) and PostgreSQL (the workers are other processes).
 """
 
-import asyncio
 import collections
-import email
-import email.policy
-import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 import zoneinfo
@@ -49,57 +43,6 @@ def redis_url():
     if connection.vendor != "postgresql":
         pytest.skip("the worker is another process; it cannot reach the SQLite test database (in memory)")
     return url
-
-
-class Sink:
-    """What the SMTP server received: one entry per recipient of each mail. A delay per mail
-    keeps a batch in flight long enough to kill a worker in the middle of it."""
-
-    def __init__(self, delay: float = 0.0):
-        self.delay = delay
-        self.lock = threading.Lock()
-        self.mails: list[dict] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        with self.lock:
-            for rcpt in envelope.rcpt_tos:
-                self.mails.append(
-                    {
-                        "to": rcpt,
-                        "message_id": str(parsed["Message-ID"]),
-                        "subject": str(parsed["Subject"]),
-                        "list_unsubscribe": str(parsed["List-Unsubscribe"]).strip(),  # folded: long and unbroken
-                        "list_unsubscribe_post": str(parsed["List-Unsubscribe-Post"]),
-                    }
-                )
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        return "250 Message accepted for delivery"
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.mails)
-
-    def by_recipient(self) -> collections.Counter:
-        with self.lock:
-            return collections.Counter(mail["to"] for mail in self.mails)
-
-
-@pytest.fixture
-def smtp_sink():
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as probe:  # a free port (the controller cannot report one it was given as 0)
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command
-    sink = Sink()
-    sink.port = port
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield sink
-    controller.stop()
 
 
 def database_url() -> str:
