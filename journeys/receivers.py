@@ -1,13 +1,15 @@
-"""journeys' own receivers: keep the attribution summary in step with the stage ledger, and the
-touch summaries in step when crm merges two contacts. Connected in JourneysConfig.ready()."""
+"""journeys' own receivers: keep the touch summaries and attribution credits in step with the event
+and stage ledgers (after commit, in tasks) and when crm merges two contacts, and forget the
+per-process copy of the ingestion setup when it changes. Connected in JourneysConfig.ready()."""
 
 from django.db import transaction
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from crm import registry
 
-from . import summaries
-from .models import Enrollment, StageTransition
+from . import selectors, summaries
+from .models import Enrollment, IngestKey, Journey, Stage, StageRule, StageTransition, Touchpoint
 from .signals import events_stored, stage_changed
 
 
@@ -28,9 +30,16 @@ def attribution_on_move(sender, transition, **kwargs):
         _enqueue([transition.pk])
 
 
-@receiver(events_stored, dispatch_uid="journeys.attribution_on_events")
-def attribution_on_events(sender, events, transitions=(), **kwargs):
-    _enqueue([t.pk for t in transitions if t.rule_id is not None])
+@receiver(events_stored, dispatch_uid="journeys.summaries_on_events")
+def summaries_on_events(sender, events, transitions=(), **kwargs):
+    # One task per batch: the touch summaries of the contacts touched, then the credits of the
+    # moves the rules made. Ingestion itself writes only the events and the moves.
+    from .tasks import events_summarise_task
+
+    contact_ids = sorted({event.contact_id for event in events if event.channel})
+    transition_ids = sorted(t.pk for t in transitions if t.rule_id is not None)
+    if contact_ids or transition_ids:
+        transaction.on_commit(lambda: events_summarise_task.delay(contact_ids, transition_ids))
 
 
 @registry.merge_handlers.register("journeys.summaries")
@@ -42,3 +51,21 @@ def merge_summaries(*, winner, loser, actor) -> None:
         enrollment__in=Enrollment.objects.filter(contact_id__in=[winner.pk, loser.pk])
     ).values_list("pk", flat=True)
     _enqueue(list(moves))
+
+
+@receiver([post_save, post_delete], sender=Journey, dispatch_uid="journeys.forget_setup_journey")
+@receiver([post_save, post_delete], sender=Stage, dispatch_uid="journeys.forget_setup_stage")
+@receiver([post_save, post_delete], sender=StageRule, dispatch_uid="journeys.forget_setup_rule")
+@receiver([post_save, post_delete], sender=Touchpoint, dispatch_uid="journeys.forget_setup_touchpoint")
+def setup_changed(sender, **kwargs):
+    # Now, and again after commit: a request in between may have read the old rows again.
+    selectors.ingest_setup_forget()
+    transaction.on_commit(selectors.ingest_setup_forget)
+
+
+@receiver([post_save, post_delete], sender=IngestKey, dispatch_uid="journeys.forget_ingest_keys")
+def ingest_key_changed(sender, **kwargs):
+    from .api.authentication import ingest_keys_forget
+
+    ingest_keys_forget()
+    transaction.on_commit(ingest_keys_forget)

@@ -1,8 +1,13 @@
 """Reads other apps use: a contact's journeys, current stage and recent events."""
 
+from collections import defaultdict
+from dataclasses import dataclass
+
 from django.db.models import QuerySet
 
-from .models import Enrollment, Event, Stage
+from core.caching import ShortLived
+
+from .models import Enrollment, Event, Stage, StageRule, Touchpoint
 
 
 def contact_enrollments(*, contact_id: int) -> QuerySet[Enrollment]:
@@ -13,11 +18,15 @@ def contact_enrollments(*, contact_id: int) -> QuerySet[Enrollment]:
     )
 
 
+def current_enrollments(*, contact_id) -> QuerySet[Enrollment]:
+    """The contact's enrollments that are not exited, in active journeys, latest move first; the
+    first one's stage is the contact's current stage."""
+    return contact_enrollments(contact_id=contact_id).filter(journey__is_active=True).exclude(status="exited")
+
+
 def contact_current_stage(*, contact_id: int) -> Stage | None:
     """The stage of the contact's most recently moved enrollment in an active journey."""
-    enrollment = (
-        contact_enrollments(contact_id=contact_id).filter(journey__is_active=True).exclude(status="exited").first()
-    )
+    enrollment = current_enrollments(contact_id=contact_id).first()
     return enrollment.stage if enrollment else None
 
 
@@ -29,3 +38,46 @@ def contact_recent_events(*, contact_id: int, limit: int = 10) -> QuerySet[Event
 
 def stage_by_slug(*, journey_slug: str, stage_slug: str) -> Stage | None:
     return Stage.objects.select_related("journey").filter(journey__slug=journey_slug, slug=stage_slug).first()
+
+
+# ---------------------------------------------------------------- ingestion's reference data
+
+
+@dataclass(frozen=True)
+class IngestSetup:
+    """What ingestion reads on every request, from small tables that rarely change."""
+
+    touchpoints: dict[str, tuple[int, str]]  # slug -> (pk, channel)
+    rules_by_type: dict[str, list[StageRule]]  # active rules of active journeys, in rule order
+    stages: dict[int, Stage]  # every stage, with its journey
+    last_orders: dict[int, int]  # journey -> highest stage order (reaching it completes)
+
+
+def _ingest_setup_load() -> IngestSetup:
+    stages = {stage.pk: stage for stage in Stage.objects.select_related("journey")}
+    last_orders: dict[int, int] = {}
+    for stage in stages.values():
+        last_orders[stage.journey_id] = max(stage.order, last_orders.get(stage.journey_id, stage.order))
+    rules_by_type: dict[str, list[StageRule]] = defaultdict(list)
+    for rule in StageRule.objects.filter(is_active=True, journey__is_active=True):
+        # The cached stages and journeys: one object per row, shared by every rule and enrollment.
+        rule.stage = stages[rule.stage_id]
+        rule.journey = rule.stage.journey
+        rules_by_type[rule.event_type].append(rule)
+    touchpoints = {slug: (pk, channel) for pk, slug, channel in Touchpoint.objects.values_list("pk", "slug", "channel")}
+    return IngestSetup(touchpoints, dict(rules_by_type), stages, last_orders)
+
+
+_ingest_setup = ShortLived(_ingest_setup_load)
+
+
+def ingest_setup() -> IngestSetup:
+    """Touchpoints, active stage rules and stages, read at most every few seconds per process
+    (core.caching): a single event then costs no query for them. Saving or deleting a journey,
+    stage, rule or touchpoint clears the copy of its process (journeys.receivers); other processes
+    see the change within seconds. Treat the objects as read-only: they are shared."""
+    return _ingest_setup.get()
+
+
+def ingest_setup_forget() -> None:
+    _ingest_setup.forget()

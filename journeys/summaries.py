@@ -1,8 +1,8 @@
 """Maintained summaries that keep funnel analytics off the raw event ledger.
 
 - ContactTouchSummary and ContactTouchpoint: a contact's first/last channel touch and their first/
-  last time at each touchpoint. `touches_record(events)` upserts both, one statement each per
-  batch, from the ingest path right after the events are stored.
+  last time at each touchpoint. `touches_refresh(contact_ids)` recomputes both from the event
+  ledger, one statement each, after a batch of events commits (a task, like the credits).
 - AttributionCredit: for every stage a contact reaches for the first time, the credit of each
   channel touch before it under each attribution model. `attribution_credit_update()` writes it
   after the move commits (journeys.receivers -> journeys.tasks); it is idempotent, so running it
@@ -37,89 +37,84 @@ from .models import (
 # Touches older than this before a conversion get no credit.
 LOOKBACK = timedelta(days=90)
 WEIGHT_PLACES = Decimal("0.000001")
-# Rows per INSERT statement; well under SQLite's and PostgreSQL's parameter limits.
-UPSERT_ROWS = 1000
+
+# ---------------------------------------------------------------- touches (after ingestion)
 
 
-# ---------------------------------------------------------------- touches (ingest path)
+# One row per contact: the first and last touch by (time, id), and how many. One sort over the
+# contact's touches; runs on PostgreSQL and SQLite alike.
+_TOUCH_SUMMARY_SELECT = """
+SELECT contact_id, first_at, first_channel, first_touchpoint_id, last_at, last_channel, touches FROM (
+    SELECT contact_id,
+           FIRST_VALUE(occurred_at) OVER w AS first_at,
+           FIRST_VALUE(channel) OVER w AS first_channel,
+           FIRST_VALUE(touchpoint_id) OVER w AS first_touchpoint_id,
+           LAST_VALUE(occurred_at) OVER w AS last_at,
+           LAST_VALUE(channel) OVER w AS last_channel,
+           COUNT(*) OVER w AS touches,
+           ROW_NUMBER() OVER w AS n
+      FROM {events} WHERE channel <> '' {where}
+    WINDOW w AS (PARTITION BY contact_id ORDER BY occurred_at, id
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+) touched WHERE n = 1
+"""
+_TOUCHPOINT_SELECT = """
+SELECT contact_id, touchpoint_id, MIN(occurred_at), MAX(occurred_at), COUNT(*)
+  FROM {events} WHERE channel <> '' AND touchpoint_id IS NOT NULL {where}
+ GROUP BY contact_id, touchpoint_id
+"""
+# Advisory lock class of the touch summaries (pg_advisory_xact_lock(class, contact)).
+_TOUCH_LOCK = 0x6A54
 
 
-def _least_greatest() -> tuple[str, str]:
-    # SQLite's two-argument MIN/MAX are PostgreSQL's LEAST/GREATEST.
-    return ("LEAST", "GREATEST") if connection.vendor == "postgresql" else ("MIN", "MAX")
+def touches_refresh(*, contact_ids: Iterable[int] | None = None) -> int:
+    """Recompute the touch summaries (ContactTouchSummary, ContactTouchpoint) of these contacts,
+    or of everyone (None), from the event ledger; return the contacts with touches.
 
-
-def touches_record(events: Iterable[Event]) -> None:
-    """Fold stored events with a channel into the per-contact touch summaries: one upsert for
-    ContactTouchSummary and one for ContactTouchpoint per batch (rows sorted by key, so two
-    concurrent batches lock shared rows in the same order). Earlier first touches and later last
-    touches win; counts add up."""
-    per_contact: dict[int, list] = {}
-    per_touchpoint: dict[tuple[int, int], list] = {}
-    for event in events:
-        if not event.channel:
-            continue
-        at = event.occurred_at
-        row = per_contact.get(event.contact_id)
-        if row is None:
-            per_contact[event.contact_id] = [at, event.channel, event.touchpoint_id, at, event.channel, 1]
-        else:
-            if at < row[0]:
-                row[0], row[1], row[2] = at, event.channel, event.touchpoint_id
-            if at >= row[3]:
-                row[3], row[4] = at, event.channel
-            row[5] += 1
-        if event.touchpoint_id is not None:
-            key = (event.contact_id, event.touchpoint_id)
-            tp = per_touchpoint.get(key)
-            if tp is None:
-                per_touchpoint[key] = [at, at, 1]
-            else:
-                tp[0], tp[1], tp[2] = min(tp[0], at), max(tp[1], at), tp[2] + 1
-    if not per_contact:
-        return
-    least, greatest = _least_greatest()
-    adapt = connection.ops.adapt_datetimefield_value
+    Runs after the events commit (journeys.receivers -> journeys.tasks), so ingestion writes
+    nothing but the events. Idempotent, so a redelivered task changes nothing. On PostgreSQL the
+    contacts are locked (advisory, in id order) before their events are read: two refreshes of one
+    contact run one after the other, and the later one reads every event committed before it."""
+    events = Event._meta.db_table
     summary = ContactTouchSummary._meta.db_table
-    contact_rows = [
-        (contact_id, adapt(r[0]), r[1], r[2], adapt(r[3]), r[4], r[5]) for contact_id, r in sorted(per_contact.items())
-    ]
-    _upsert(
-        f"INSERT INTO {summary} (contact_id, first_touch_at, first_channel, first_touchpoint_id, "
-        "last_touch_at, last_channel, touches) VALUES {values} "
-        f"ON CONFLICT (contact_id) DO UPDATE SET "
-        f"first_channel = CASE WHEN excluded.first_touch_at < {summary}.first_touch_at "
-        f"THEN excluded.first_channel ELSE {summary}.first_channel END, "
-        f"first_touchpoint_id = CASE WHEN excluded.first_touch_at < {summary}.first_touch_at "
-        f"THEN excluded.first_touchpoint_id ELSE {summary}.first_touchpoint_id END, "
-        f"first_touch_at = {least}({summary}.first_touch_at, excluded.first_touch_at), "
-        f"last_channel = CASE WHEN excluded.last_touch_at >= {summary}.last_touch_at "
-        f"THEN excluded.last_channel ELSE {summary}.last_channel END, "
-        f"last_touch_at = {greatest}({summary}.last_touch_at, excluded.last_touch_at), "
-        f"touches = {summary}.touches + excluded.touches",
-        contact_rows,
-    )
-    if per_touchpoint:
-        table = ContactTouchpoint._meta.db_table
-        tp_rows = [(c, t, adapt(r[0]), adapt(r[1]), r[2]) for (c, t), r in sorted(per_touchpoint.items())]
-        _upsert(
-            f"INSERT INTO {table} (contact_id, touchpoint_id, first_at, last_at, events) VALUES {{values}} "
-            f"ON CONFLICT (contact_id, touchpoint_id) DO UPDATE SET "
-            f"first_at = {least}({table}.first_at, excluded.first_at), "
-            f"last_at = {greatest}({table}.last_at, excluded.last_at), "
-            f"events = {table}.events + excluded.events",
-            tp_rows,
+    per_touchpoint = ContactTouchpoint._meta.db_table
+    postgresql = connection.vendor == "postgresql"
+    with transaction.atomic(), connection.cursor() as cursor:
+        if contact_ids is None:
+            where, params = "", []
+            cursor.execute(f"DELETE FROM {summary}")
+            cursor.execute(f"DELETE FROM {per_touchpoint}")
+        else:
+            ids = sorted(set(contact_ids))
+            if not ids:
+                return 0
+            if postgresql:
+                where, params = "AND contact_id = ANY(%s)", [ids]
+                cursor.execute(
+                    "SELECT count(pg_advisory_xact_lock(%s, (c %% 2147483647)::int4)) FROM unnest(%s::int8[]) c",
+                    [_TOUCH_LOCK, ids],
+                )
+            else:
+                where, params = f"AND contact_id IN ({', '.join(['%s'] * len(ids))})", ids
+        cursor.execute(
+            f"INSERT INTO {summary} (contact_id, first_touch_at, first_channel, first_touchpoint_id, "
+            f"last_touch_at, last_channel, touches) "
+            + _TOUCH_SUMMARY_SELECT.format(events=events, where=where)
+            + " ON CONFLICT (contact_id) DO UPDATE SET first_touch_at = excluded.first_touch_at, "
+            "first_channel = excluded.first_channel, first_touchpoint_id = excluded.first_touchpoint_id, "
+            "last_touch_at = excluded.last_touch_at, last_channel = excluded.last_channel, "
+            "touches = excluded.touches",
+            params,
         )
-
-
-def _upsert(sql: str, rows: list[tuple]) -> None:
-    width = len(rows[0])
-    placeholder = "(" + ", ".join(["%s"] * width) + ")"
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), UPSERT_ROWS):
-            chunk = rows[start : start + UPSERT_ROWS]
-            params = [value for row in chunk for value in row]
-            cursor.execute(sql.replace("{values}", ", ".join([placeholder] * len(chunk))), params)
+        touched = cursor.rowcount
+        cursor.execute(
+            f"INSERT INTO {per_touchpoint} (contact_id, touchpoint_id, first_at, last_at, events) "
+            + _TOUCHPOINT_SELECT.format(events=events, where=where)
+            + " ON CONFLICT (contact_id, touchpoint_id) DO UPDATE SET first_at = excluded.first_at, "
+            "last_at = excluded.last_at, events = excluded.events",
+            params,
+        )
+    return touched
 
 
 def touches_merge(*, winner_id: int, loser_id: int) -> None:
@@ -345,23 +340,7 @@ def attribution_credit_update(*, enrollment_ids: Iterable[int]) -> int:
 def summaries_rebuild(*, chunk: int = 2000, stdout=None) -> dict[str, int]:
     """Recompute every summary from the ledgers: touch summaries from the events, credits from
     the stage ledger and the events. For backfills and repairs; run it outside requests."""
-    with transaction.atomic():
-        ContactTouchSummary.objects.all().delete()
-        ContactTouchpoint.objects.all().delete()
-        events = 0
-        last_id = 0
-        while True:
-            batch = list(
-                Event.objects.filter(pk__gt=last_id)
-                .exclude(channel="")
-                .order_by("pk")
-                .only("pk", "contact_id", "channel", "touchpoint_id", "occurred_at")[: chunk * 5]
-            )
-            if not batch:
-                break
-            touches_record(batch)
-            events += len(batch)
-            last_id = batch[-1].pk
+    contacts = touches_refresh()
     AttributionCredit.objects.all().delete()
     conversions = 0
     ids = list(Enrollment.objects.order_by("pk").values_list("pk", flat=True))
@@ -369,4 +348,4 @@ def summaries_rebuild(*, chunk: int = 2000, stdout=None) -> dict[str, int]:
         conversions += attribution_credit_update(enrollment_ids=ids[start : start + chunk])
         if stdout is not None:
             stdout.write(f"enrollments {min(start + chunk, len(ids))}/{len(ids)}\n")
-    return {"events": events, "enrollments": len(ids), "conversions": conversions}
+    return {"contacts": contacts, "enrollments": len(ids), "conversions": conversions}

@@ -14,6 +14,16 @@ def attribution_credit_task(transition_ids: list[int]) -> int:
     return summaries.attribution_credit_update(enrollment_ids=enrollment_ids)
 
 
+@shared_task(name="journeys.events_summarise")
+def events_summarise_task(contact_ids: list[int], transition_ids: list[int]) -> int:
+    """After a batch of events commits: recompute the touch summaries of its contacts, then credit
+    the moves its rules made. Both are idempotent, so a redelivered task changes nothing."""
+    summaries.touches_refresh(contact_ids=contact_ids)
+    if not transition_ids:
+        return 0
+    return attribution_credit_task(transition_ids)
+
+
 @shared_task(name="journeys.rebuild_summaries")
 def summaries_rebuild_task() -> dict:
     """Recompute every analytics summary (journeys_rebuild_summaries, in the background)."""

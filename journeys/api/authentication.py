@@ -7,10 +7,22 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, throttling
 
+from core.caching import ShortLived
+
 from ..models import IngestKey
 
 # Writing last_used_at on every request would add a write per event; once a minute is enough.
 LAST_USED_RESOLUTION_SECONDS = 60
+
+# The active keys by hash, read at most every few seconds per process: a single event then costs
+# no query to authenticate. Saving or deleting a key clears the copy of its process (revoking
+# takes effect there at once, in other processes within seconds); a key this copy does not know
+# yet is looked up in the database.
+_active_keys = ShortLived(lambda: {key.key_hash: key for key in IngestKey.objects.filter(is_active=True)})
+
+
+def ingest_keys_forget() -> None:
+    _active_keys.forget()
 
 
 class IngestKeyAuthentication(authentication.BaseAuthentication):
@@ -23,12 +35,17 @@ class IngestKeyAuthentication(authentication.BaseAuthentication):
         raw = parts[1].decode(errors="replace")
         if not raw.startswith(IngestKey.PREFIX):
             return None
-        key = IngestKey.objects.filter(key_hash=IngestKey.hash(raw), is_active=True).first()
+        digest = IngestKey.hash(raw)
+        key = _active_keys.get().get(digest)
         if key is None:
-            raise exceptions.AuthenticationFailed(_("Unknown or revoked ingest key."))
+            key = IngestKey.objects.filter(key_hash=digest, is_active=True).first()
+            if key is None:
+                raise exceptions.AuthenticationFailed(_("Unknown or revoked ingest key."))
+            _active_keys.forget()  # made since the copy was read
         now = timezone.now()
         if key.last_used_at is None or (now - key.last_used_at).total_seconds() > LAST_USED_RESOLUTION_SECONDS:
             IngestKey.objects.filter(pk=key.pk).update(last_used_at=now)
+            key.last_used_at = now
         return AnonymousUser(), key
 
     def authenticate_header(self, request):

@@ -35,7 +35,7 @@ import pytest
 
 from crm.models import Persona
 from journeys import analytics, ingest, services
-from journeys.models import AttributionCredit, ContactTouchSummary, Enrollment, Journey
+from journeys.models import AttributionCredit, ContactTouchSummary, Enrollment, Journey, StageTransition
 from journeys.summaries import model_weights
 from tests.factories import ContactFactory, SegmentFactory
 
@@ -265,32 +265,55 @@ def test_filters_by_segment_persona_country_and_channel(story):
     ]
 
 
-def test_first_touch_summary_kept_by_ingest(story):
+def test_first_touch_summary_kept_by_ingest(story, django_capture_on_commit_callbacks):
     c3 = ContactTouchSummary.objects.get(contact=story.contacts["c3"])
     # c3: instagram-ad d0 first, product-page d10 last, 2 touches; cart events have no channel.
     assert (c3.first_channel, c3.first_touchpoint.slug, c3.first_touch_at) == ("social", "instagram-ad", at(0))
     assert (c3.last_channel, c3.last_touch_at, c3.touches) == ("website", at(10), 2)
     assert not ContactTouchSummary.objects.filter(contact=story.contacts["c8"]).exists()
     # A later batch with an earlier touch moves the first touch back; a later one the last touch.
-    send_events(
-        [
-            {
-                "contact": {"id": story.contacts["c3"].pk},
-                "type": "ad_click",
-                "channel": "ads",
-                "occurred_at": at(-5).isoformat(),
-            },
-            {
-                "contact": {"id": story.contacts["c3"].pk},
-                "type": "email_open",
-                "channel": "email",
-                "occurred_at": at(12).isoformat(),
-            },
-        ]
-    )
+    # The summaries are kept after the batch commits (journeys.tasks.events_summarise_task).
+    with django_capture_on_commit_callbacks(execute=True):
+        send_events(
+            [
+                {
+                    "contact": {"id": story.contacts["c3"].pk},
+                    "type": "ad_click",
+                    "channel": "ads",
+                    "occurred_at": at(-5).isoformat(),
+                },
+                {
+                    "contact": {"id": story.contacts["c3"].pk},
+                    "type": "email_open",
+                    "channel": "email",
+                    "occurred_at": at(12).isoformat(),
+                },
+            ]
+        )
     c3.refresh_from_db()
     assert (c3.first_channel, c3.first_touchpoint, c3.first_touch_at) == ("ads", None, at(-5))
     assert (c3.last_channel, c3.last_touch_at, c3.touches) == ("email", at(12), 4)
+
+
+def test_the_summaries_task_run_again_changes_nothing(story):
+    # A redelivered task (acks late) recomputes from the ledger: nothing is counted twice.
+    from journeys.models import ContactTouchpoint
+    from journeys.tasks import events_summarise_task
+
+    def state():
+        return (
+            sorted(ContactTouchSummary.objects.values_list()),
+            sorted(
+                ContactTouchpoint.objects.values_list("contact_id", "touchpoint_id", "first_at", "last_at", "events")
+            ),
+            sorted(AttributionCredit.objects.values_list("transition_id", "stage_id", "model", "channel", "weight")),
+        )
+
+    before = state()
+    moves = list(StageTransition.objects.values_list("pk", flat=True))
+    for _ in range(2):
+        events_summarise_task([c.pk for c in story.contacts.values()], moves)
+    assert state() == before
 
 
 def test_funnel_query_count_does_not_grow_with_contacts(story, django_assert_max_num_queries):

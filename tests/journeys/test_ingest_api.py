@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from crm import services as crm_services
 from crm.models import Contact
 from journeys import ingest, services
-from journeys.models import Enrollment, Event, StageTransition
+from journeys.models import Enrollment, Event, Stage, StageTransition
 from tests.factories import ContactFactory, EnrollmentFactory
 
 URL = "/api/v1/events/"
@@ -207,6 +207,19 @@ def test_two_events_for_one_new_person_create_one_contact(manager_api):
     assert {r["contact"] for r in response.data["results"]} == {contact.pk}
     assert (contact.email, str(contact.phone), contact.first_name) == ("new@example.com", "+989121112233", "Nima")
     assert Event.objects.filter(contact=contact).count() == 3
+
+
+def test_a_contact_stored_with_capitals_in_the_email_is_found_not_created_again(manager_api):
+    # given a contact whose email was stored as typed, with capitals
+    contact = ContactFactory(email="Sara.K@Example.com")
+    # when events name them in lower case and in other capitals, alone and in a batch
+    single = manager_api.post(URL, {"contact": {"email": "sara.k@example.com"}, "type": "page_view"}, format="json")
+    batch = manager_api.post(URL, [{"contact": {"email": "SARA.K@example.COM"}, "type": "page_view"}], format="json")
+    # then both are theirs and nobody new was made
+    assert single.status_code == 201, single.data
+    assert single.data["contact"] == contact.pk
+    assert batch.status_code == 200 and batch.data["results"][0]["contact"] == contact.pk
+    assert Contact.objects.count() == 1
 
 
 # --- validating each item ---------------------------------------------------------------------------------
@@ -441,6 +454,39 @@ def test_an_unknown_touchpoint_or_channel_is_rejected(manager_api):
     assert set(response.data) == {"touchpoint", "channel"}
 
 
+def test_a_changed_rule_applies_to_the_next_event(manager_api):
+    # given the lifecycle's signup rule, turned off after a first signup moved someone
+    from journeys.models import StageRule
+
+    first = manager_api.post(URL, {"contact": {"email": "a@example.com"}, "type": "signup"}, format="json")
+    assert Enrollment.objects.get(contact_id=first.data["contact"]).stage.slug == "consideration"
+    rule = StageRule.objects.get(journey__slug="lifecycle", event_type="signup")
+    rule.is_active = False
+    rule.save()
+    # when the next signup arrives
+    second = manager_api.post(URL, {"contact": {"email": "b@example.com"}, "type": "signup"}, format="json")
+    # then it is stored but moves nobody; turned on again, the rule moves the next one
+    assert second.status_code == 201
+    assert not Enrollment.objects.filter(contact_id=second.data["contact"]).exists()
+    rule.is_active = True
+    rule.save()
+    third = manager_api.post(URL, {"contact": {"email": "c@example.com"}, "type": "signup"}, format="json")
+    assert Enrollment.objects.get(contact_id=third.data["contact"]).stage.slug == "consideration"
+
+
+def test_a_new_touchpoint_is_known_to_the_next_event(manager_api):
+    from journeys.models import Touchpoint
+
+    body = {"contact": {"email": "a@example.com"}, "type": "page_view", "touchpoint": "podcast"}
+    assert manager_api.post(URL, body, format="json").status_code == 400
+    Touchpoint.objects.create(name="Podcast", slug="podcast", channel="social")
+
+    response = manager_api.post(URL, body, format="json")
+
+    assert response.status_code == 201, response.data
+    assert Event.objects.get().channel == "social"
+
+
 # --- ingest keys ------------------------------------------------------------------------------------------
 
 
@@ -509,6 +555,29 @@ def test_a_revoked_key_is_401(ingest_key):
     assert not Event.objects.exists()
 
 
+def test_a_key_revoked_right_after_use_is_401_at_once(ingest_key):
+    # given a key that just posted an event (so this process knows it)
+    key, raw = ingest_key
+    client = key_client(raw)
+    assert client.post(URL, {"contact": {"email": "a@example.com"}, "type": "page_view"}).status_code == 201
+    # when it is revoked
+    key.is_active = False
+    key.save(update_fields=["is_active"])
+    # then its next event is refused
+    assert client.post(URL, {"contact": {"email": "a@example.com"}, "type": "page_view"}).status_code == 401
+    assert Event.objects.count() == 1
+
+
+def test_a_key_made_after_others_were_used_works_at_once(ingest_key, dave):
+    _key, raw = ingest_key
+    assert key_client(raw).post(URL, {"contact": {"email": "a@example.com"}, "type": "page_view"}).status_code == 201
+    _other, other_raw = services.ingest_key_create(name="App", actor=dave)
+
+    response = key_client(other_raw).post(URL, {"contact": {"email": "a@example.com"}, "type": "page_view"})
+
+    assert response.status_code == 201, response.data
+
+
 def test_an_unknown_key_is_401(ingest_key):
     _key, raw = ingest_key
 
@@ -525,6 +594,25 @@ def test_anonymous_may_not_post_events(api, db):
 
 
 # --- cost -------------------------------------------------------------------------------------------------
+
+
+def test_a_single_event_costs_a_handful_of_queries(ingest_key, django_assert_max_num_queries):
+    # given a known contact already past awareness, and a key this process has used
+    _key, raw = ingest_key
+    client = key_client(raw)
+    contact = ContactFactory(email="sara@example.com")
+    EnrollmentFactory(contact=contact, stage=Stage.objects.get(journey__slug="lifecycle", slug="consideration"))
+    client.post(URL, {"contact": {"email": "other@example.com"}, "type": "email_open"})
+    # when a page view (its rule would not move them) and an email open (no rule) arrive
+    # then each costs: the contact, the insert, and the enrollment read when the type has a rule
+    # (+ the test's savepoint and its release); key, touchpoints and rules come from memory
+    body = {"contact": {"email": "sara@example.com"}, "type": "page_view", "touchpoint": "blog-post"}
+    with django_assert_max_num_queries(5):
+        assert client.post(URL, body).status_code == 201
+    with django_assert_max_num_queries(4):
+        assert client.post(URL, {**body, "type": "email_open", "touchpoint": "newsletter"}).status_code == 201
+    assert Enrollment.objects.get(contact=contact).stage.slug == "consideration"
+
 
 # Queries per request, whatever the batch size: auth and permissions, touchpoints, contacts found,
 # contacts created (+ their history), idempotency keys, events, rules, enrollments locked, created,

@@ -15,7 +15,7 @@ class Command(BaseCommand):
         result = summaries.summaries_rebuild(chunk=chunk, stdout=self.stdout)
         self.stdout.write(
             self.style.SUCCESS(
-                "Touch summaries from {events} events; credits for {conversions} conversions "
+                "Touch summaries of {contacts} contacts; credits for {conversions} conversions "
                 "of {enrollments} enrollments.".format(**result)
             )
         )
