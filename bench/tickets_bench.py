@@ -43,6 +43,7 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/safar_bench_tickets"
 TARGET_QUEUE_P95_MS = 100  # issue 4
 TARGET_BEAT_SECONDS = 5.0  # issue 4
 BIG_TABLE_ROWS = 10_000
+FULL_SEQ_SCAN_SHARE = 0.1  # a Seq Scan reading this share of a big table counts as a full scan
 
 # The mix of a help desk a year into using Safar: most tickets are done, a third still open.
 STATUS_MIX = {"new": 6, "open": 14, "pending": 7, "on_hold": 3, "resolved": 12, "closed": 58}
@@ -500,7 +501,8 @@ def scan_findings(plan: dict, sizes: dict) -> list[str]:
         if sizes.get(relation, 0) <= BIG_TABLE_ROWS:
             continue
         read = (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)) * node.get("Actual Loops", 1)
-        if node["Node Type"] == "Seq Scan" or read >= sizes[relation] / 2:
+        # A scan that stops early under a LIMIT (the queue's capped count) is not a full scan.
+        if read >= sizes[relation] * (FULL_SEQ_SCAN_SHARE if node["Node Type"] == "Seq Scan" else 0.5):
             found.append(f"{node['Node Type']} {node.get('Index Name', '')} on {relation} reads {read:,}")
     return found
 
@@ -711,10 +713,14 @@ def measure_beat(seeded: datetime, args, show_plans: bool) -> tuple[list[Figure]
     from django.db.models import Max
     from django.test.utils import CaptureQueriesContext, override_settings
 
+    from config.celery import app as celery_app
     from core.models import Notification
     from tickets import choices, services
     from tickets.models import Ticket
 
+    # The digests (tickets.sla_digest, one per agent, queued after commit) run here, in this
+    # process, right after the commit, instead of in a worker: the "emails" figure times them.
+    celery_app.conf.task_always_eager = celery_app.conf.task_eager_propagates = True
     results = []
     figures = []
     open_total = Ticket.objects.exclude(status__in=choices.DONE).count()
@@ -780,7 +786,9 @@ def measure_beat(seeded: datetime, args, show_plans: bool) -> tuple[list[Figure]
                 done = time.perf_counter()
                 busy = busy_between(cpu, cpu_times())
                 sent = sink.count - sent_before
-                made = Notification.objects.filter(pk__gt=last).count()
+                new_notes = Notification.objects.filter(pk__gt=last)
+                made = new_notes.count()
+                agents = new_notes.exclude(user__email="").values("user").distinct().count()
                 beat_restore(before, last)
                 floor_db = sql_floor(now)
                 floor_mail = smtplib_floor(sink.port, sent)
@@ -792,11 +800,11 @@ def measure_beat(seeded: datetime, args, show_plans: bool) -> tuple[list[Figure]
                 total.floors.append(floor_db + floor_mail)
                 for figure in (passes, mails, total):
                     figure.busy.append(busy)
-                if counts["breached"] + counts["at_risk"] != len(before) or sent != made:
-                    sys.exit(f"{name}: marked {counts}, expected {len(before)}; emails {sent} of {made}")
+                if counts["breached"] + counts["at_risk"] != len(before) or sent != agents:
+                    sys.exit(f"{name}: marked {counts}, expected {len(before)}; emails {sent} for {agents} agents")
             note = f"{len(before):,} marked, {made:,} notified"
             passes.note = note + "; floor: hand-written UPDATE...RETURNING + INSERT"
-            mails.note = f"{sent:,} emails to aiosmtpd; floor: smtplib loop"
+            mails.note = f"{sent:,} digests (one per agent) to aiosmtpd; floor: smtplib loop"
             total.note = note
             figures += [passes, mails, total]
     return figures, results

@@ -239,7 +239,10 @@ class Ticket(TimeStampedModel):
             models.Index(fields=["assignee", "status", "due_at"], name="tickets_mine_idx"),
             models.Index(fields=["contact", "-created_at"], name="tickets_contact_idx"),
             # The beat pass reads only tickets whose times have passed; done and paused ones hold NULL.
-            models.Index(fields=["due_at"], name="tickets_due_idx"),
+            # In the queue's order (QUEUE_ORDERING): many tickets share a due time (every ticket
+            # logged overnight is due the same minute of the next working day), and with due_at
+            # alone PostgreSQL read each such group whole to sort it before the first page.
+            models.Index(fields=["due_at", "created_at", "id"], name="tickets_due_idx"),
             models.Index(fields=["first_response_at_risk_at"], name="tickets_first_risk_idx"),
             models.Index(fields=["resolution_at_risk_at"], name="tickets_resolution_risk_idx"),
         ]

@@ -2,18 +2,23 @@
 writes its log row in the same transaction, recomputes the SLA clock from the log, and sends
 side effects after commit."""
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import Q
+from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from core.exceptions import DomainError
+from core.models import Notification
 from core.services import audit_log_record, notifications_send
 from journeys import selectors as journey_selectors
 
@@ -22,6 +27,10 @@ from .models import BusinessCalendar, SLAPolicy, SLATarget, Team, Ticket, Ticket
 from .signals import ticket_resolved
 
 User = get_user_model()
+logger = logging.getLogger(__name__)
+
+# The kinds of the notifications the SLA clock sends.
+SLA_BREACHED, SLA_AT_RISK = "ticket.sla_breached", "ticket.sla_at_risk"
 
 
 class InvalidTicketMove(DomainError):
@@ -99,7 +108,7 @@ def _refresh_sla(ticket: Ticket, *, now: datetime | None = None) -> list[str]:
     for name in changed:
         setattr(ticket, name, values[name])
     if crossed:
-        _notify([ticket], kind="ticket.sla_breached" if after == choices.SlaState.BREACHED else "ticket.sla_at_risk")
+        _notify({SLA_BREACHED if after == choices.SlaState.BREACHED else SLA_AT_RISK: [ticket]})
     return changed
 
 
@@ -373,48 +382,109 @@ def ticket_merge(*, source: Ticket, target: Ticket, actor) -> Ticket:
 
 def tickets_sla_check(*, now: datetime | None = None) -> dict[str, int]:
     """The beat pass: mark running tickets that crossed their at-risk or due time, and tell their
-    assignees. Reads only tickets whose stored times passed, through partial indexes."""
+    assignees: one in-app notification per ticket, and after commit one email per assignee listing
+    all of theirs (tickets.sla_digest, a Celery task that retries while the mail server is away).
+    Reads only tickets whose stored times passed, through partial indexes; a few statements
+    whatever the number of tickets, and nothing waits on the mail server."""
     now = now or timezone.now()
-    open_tickets = Ticket.objects.exclude(status__in=choices.DONE)
+    crossing = (
+        Ticket.objects.exclude(status__in=choices.DONE)
+        .select_for_update(skip_locked=True, of=("self",))
+        .only("pk", "subject", "assignee")
+        .order_by()
+    )
     with transaction.atomic():
-        breached = list(
-            open_tickets.select_for_update(skip_locked=True, of=("self",))
-            .filter(due_at__lte=now)
-            .exclude(sla_state=choices.SlaState.BREACHED)
-            .select_related("assignee")
-        )
-        risky = list(
-            open_tickets.select_for_update(skip_locked=True, of=("self",))
-            .filter(
+        breached = list(crossing.filter(due_at__lte=now).exclude(sla_state=choices.SlaState.BREACHED))
+        breached_ids = {t.pk for t in breached}
+        risky = [
+            t
+            for t in crossing.filter(
                 Q(first_response_at_risk_at__lte=now, first_responded_at__isnull=True)
                 | Q(resolution_at_risk_at__lte=now),
                 sla_state=choices.SlaState.OK,
             )
-            .select_related("assignee")
-        )
-        breached_ids = {t.pk for t in breached}
-        risky = [t for t in risky if t.pk not in breached_ids]
-        Ticket.objects.filter(pk__in=[t.pk for t in breached]).update(sla_state=choices.SlaState.BREACHED)
-        Ticket.objects.filter(pk__in=[t.pk for t in risky]).update(sla_state=choices.SlaState.AT_RISK)
-        _notify(breached, kind="ticket.sla_breached")
-        _notify(risky, kind="ticket.sla_at_risk")
+            if t.pk not in breached_ids
+        ]
+        if breached:
+            Ticket.objects.filter(pk__in=breached_ids).update(sla_state=choices.SlaState.BREACHED)
+        if risky:
+            Ticket.objects.filter(pk__in=[t.pk for t in risky]).update(sla_state=choices.SlaState.AT_RISK)
+        _notify({SLA_BREACHED: breached, SLA_AT_RISK: risky})
     return {"breached": len(breached), "at_risk": len(risky)}
 
 
-def _notify(tickets: list[Ticket], *, kind: str) -> None:
+def _notify(tickets_by_kind: dict[str, list[Ticket]]) -> None:
+    """One in-app notification per ticket for its assignee, in one statement per kind; after
+    commit, one email per assignee with all of theirs (a rollback sends nothing)."""
+    titles = {
+        SLA_BREACHED: _("SLA breached: #%(id)s %(subject)s"),
+        SLA_AT_RISK: _("SLA at risk: #%(id)s %(subject)s"),
+    }
     by_user = defaultdict(list)
-    for ticket in tickets:
-        if ticket.assignee_id:
-            by_user[ticket.assignee].append(ticket)
-    items = []
-    for user, own in by_user.items():
-        for ticket in own:
-            title = (
-                _("SLA breached: #%(id)s %(subject)s")
-                if kind == "ticket.sla_breached"
-                else _("SLA at risk: #%(id)s %(subject)s")
-            ) % {"id": ticket.pk, "subject": ticket.subject}
-            url = reverse("admin:tickets_ticket_change", args=[ticket.pk])
-            items.append({"user": user, "title": title[:200], "body": "", "url": url})
-    if items:
-        notifications_send(items=items, kind=kind)
+    for kind, tickets in tickets_by_kind.items():
+        items = [
+            {
+                "user_id": ticket.assignee_id,
+                "title": (titles[kind] % {"id": ticket.pk, "subject": ticket.subject})[:200],
+                "body": "",
+                "url": reverse("admin:tickets_ticket_change", args=[ticket.pk]),
+            }
+            for ticket in tickets
+            if ticket.assignee_id
+        ]
+        if items:
+            for row in notifications_send(items=items, kind=kind, email=False):
+                by_user[row.user_id].append(row.pk)
+    if by_user:
+        transaction.on_commit(lambda: _queue_digests(dict(by_user)))
+
+
+def _queue_digests(by_user: dict[int, list[int]]) -> None:
+    from .tasks import sla_digest_task  # the tasks module imports this one
+
+    for user_id, notification_ids in by_user.items():
+        try:
+            sla_digest_task.delay(user_id, notification_ids)
+        except Exception:
+            # The marks and the in-app notifications are committed; only this email is lost.
+            logger.exception("Could not email user %s about %d SLA notifications", user_id, len(notification_ids))
+
+
+def sla_digest_send(*, user_id: int, notification_ids: list[int]) -> bool:
+    """Email an agent the SLA notifications of one beat pass (or of one change): a single
+    ticket's email is titled as its notification; several are listed in one email, breached
+    first. Written in the site's language (LANGUAGE_CODE): Safar users have no language of their
+    own. Returns whether an email went out; a mail server error is raised, for the task to retry."""
+    user = User.objects.filter(pk=user_id, is_active=True).only("email", "first_name", "last_name", "username").first()
+    if user is None or not user.email:
+        return False
+    rows = list(
+        Notification.objects.filter(user_id=user_id, pk__in=notification_ids, kind__in=(SLA_BREACHED, SLA_AT_RISK))
+        .only("kind", "title", "url")
+        .order_by("pk")
+    )
+    if not rows:
+        return False
+    breached = [row for row in rows if row.kind == SLA_BREACHED]
+    at_risk = [row for row in rows if row.kind == SLA_AT_RISK]
+    with translation.override(settings.LANGUAGE_CODE):
+        if len(rows) == 1:
+            subject = rows[0].title
+        else:
+            subject = _("SLA: %(breached)d breached, %(at_risk)d at risk") % {
+                "breached": len(breached),
+                "at_risk": len(at_risk),
+            }
+        body = render_to_string(
+            "tickets/sla_digest.txt",
+            {
+                "name": user.first_name or user.get_username(),
+                "breached": breached,
+                "at_risk": at_risk,
+                "count": len(rows),
+                "site_url": settings.SITE_URL,
+                "notifications_url": settings.SITE_URL + reverse("admin:core_notification_changelist"),
+            },
+        )
+    EmailMessage(subject, body, to=[user.email]).send()
+    return True

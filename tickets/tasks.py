@@ -7,3 +7,19 @@ from . import services
 def tickets_sla_check_task() -> dict[str, int]:
     """Beat, every minute: mark tickets at risk or breached and tell their assignees."""
     return services.tickets_sla_check()
+
+
+@shared_task(
+    name="tickets.sla_digest",
+    acks_late=True,
+    autoretry_for=(OSError,),  # smtplib's errors included: the mail server is down or said "try later"
+    max_retries=6,
+    retry_backoff=30,
+    retry_backoff_max=900,
+    retry_jitter=False,
+)
+def sla_digest_task(user_id: int, notification_ids: list[int]) -> bool:
+    """One agent's email about the tickets a beat pass (or a change) found at risk or breached.
+    Queued after the marks commit; retried six times over about half an hour, then Celery logs the failure. The
+    in-app notifications are there whatever happens to the email."""
+    return services.sla_digest_send(user_id=user_id, notification_ids=notification_ids)

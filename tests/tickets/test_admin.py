@@ -1,7 +1,7 @@
 """The agents' admin: the queue, the ticket page (comments, customer panel, changes through the
 services), logging a ticket, bulk actions, the report page and notifications."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
@@ -161,6 +161,49 @@ def test_sla_state_is_shown_as_text_and_colour(agent_client, queue):
     assert '<span class="sla-badge sla-breached">Breached</span>' in html
     assert '<span class="sla-badge sla-paused">Paused</span>' in html
     assert '<bdi dir="ltr">#' in html
+
+
+def row_of(html: str, ticket_id: int) -> str:
+    """The queue's table row of one ticket."""
+    start = html.index(f'value="{ticket_id}" class="action-select"')
+    return html[html.rindex("<tr", 0, start) : html.index("</tr>", start)]
+
+
+def test_each_queue_row_shows_what_the_agent_works_by(agent_client, queue, bob, settings):
+    settings.TIME_ZONE = "Asia/Tehran"  # times in the site's zone: 09:30 UTC is 13:00 there
+    Ticket.objects.filter(pk=queue["Late"]).update(
+        due_at=datetime(2025, 1, 6, 9, 30, tzinfo=UTC), updated_at=datetime(2025, 1, 5, 20, tzinfo=UTC)
+    )
+    contact = Ticket.objects.get(pk=queue["Late"]).contact
+    html = agent_client.get(CHANGELIST, {"queue": "unassigned"}).content.decode()
+    row = row_of(html, queue["Late"])
+    # The number (left to right in a right-to-left page) and subject, linked to the ticket page
+    # with the queue to come back to; the requester; status; priority; SLA state with its due
+    # time; nobody assigned; last update.
+    link = f'<a href="{change_url_of(queue["Late"])}?_changelist_filters=queue%3Dunassigned">'
+    assert f'{link}<bdi dir="ltr">#{queue["Late"]}</bdi> Late</a>' in row
+    assert str(contact) in row and ">New<" in row and ">High<" in row
+    assert '<span class="sla-badge sla-breached">Breached</span> <bdi dir="ltr">2025-01-06 13:00</bdi>' in row
+    assert '<bdi dir="ltr">2025-01-05 23:30</bdi>' in row
+    assert f'aria-label="Select this object for an action - #{queue["Late"]} Late"' in row
+    # A paused ticket has no due time: the badge alone.
+    paused = row_of(agent_client.get(CHANGELIST).content.decode(), queue["Paused"])
+    assert '<span class="sla-badge sla-paused">Paused</span></td>' in paused
+
+
+def change_url_of(ticket_id: int) -> str:
+    return reverse("admin:tickets_ticket_change", args=[ticket_id])
+
+
+def test_the_queue_sorts_by_its_columns(agent_client, queue):
+    by_number = listed(agent_client.get(CHANGELIST, {"queue": "open", "o": "1"}))  # the ticket column
+    assert by_number == ["Urgent", "Low", "Risky", "Late", "Paused"]  # in the order they were logged
+    assert listed(agent_client.get(CHANGELIST, {"queue": "open", "o": "-1"})) == by_number[::-1]
+
+
+def test_picking_a_ticket_in_a_popup_uses_the_admin_link(agent_client, queue):
+    html = agent_client.get(CHANGELIST, {"_popup": "1", "_to_field": "id"}).content.decode()
+    assert f'data-popup-opener="{queue["Late"]}"' in html
 
 
 def test_search_by_number_and_subject(agent_client, queue):

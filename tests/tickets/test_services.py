@@ -565,52 +565,166 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on a free loopback port. `accepted` holds the messages it
+    took, parsed; while `refuse` is above zero it answers the next DATA with 451 (try later)."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+
+        self.accepted, self.refused, self.refuse = [], 0, 0
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                if sink.refuse > 0:
+                    sink.refuse -= 1
+                    sink.refused += 1
+                    return "451 4.3.0 Try again later"
+                sink.accepted.append(email.message_from_bytes(envelope.original_content))
+                return "250 Message accepted for delivery"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=free_port())
+
+
 @pytest.fixture
-def smtp_server(settings):
-    """A real SMTP server (aiosmtpd) on a free loopback port; Django's SMTP backend points at it.
-    Yields the list of messages it accepted, parsed."""
-    from aiosmtpd.controller import Controller
-
-    accepted = []
-
-    class Collect:
-        async def handle_DATA(self, server, session, envelope):
-            accepted.append(email.message_from_bytes(envelope.original_content))
-            return "250 Message accepted for delivery"
-
-    controller = Controller(Collect(), hostname="127.0.0.1", port=free_port())
-    controller.start()
+def smtp(settings):
+    """Django's SMTP backend pointed at a real local SMTP server (SmtpSink)."""
+    sink = SmtpSink()
+    sink.controller.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", sink.controller.port
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
     settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_TIMEOUT = 5
     try:
-        yield accepted
+        yield sink
     finally:
-        controller.stop()
+        sink.controller.stop()
 
 
-def test_beat_emails_the_assignee_through_smtp(new_ticket, bob, smtp_server, django_capture_on_commit_callbacks):
-    persian = new_ticket(assignee=bob, subject="سفارش من هنوز نرسیده است")
-    english = new_ticket(assignee=bob, subject="Order late")
-    with django_capture_on_commit_callbacks(execute=True):
-        counts = services.tickets_sla_check(now=utc(2025, 1, 6, 10))
-        assert smtp_server == []  # nothing leaves before the commit
-    assert counts == {"breached": 2, "at_risk": 0}
-    assert len(smtp_server) == 2
+@pytest.fixture
+def smtp_server(smtp):
+    """The messages the real local SMTP server accepted, parsed."""
+    return smtp.accepted
+
+
+def subject_of(message) -> str:
     # Decoded as a mail client does (RFC 2047); Django folds a long encoded subject onto the next line.
-    by_subject = {str(make_header(decode_header(message["Subject"]))): message for message in smtp_server}
-    assert set(by_subject) == {
-        f"SLA breached: #{persian.pk} سفارش من هنوز نرسیده است",
-        f"SLA breached: #{english.pk} Order late",
-    }
-    message = by_subject[f"SLA breached: #{persian.pk} سفارش من هنوز نرسیده است"]
-    assert message["To"] == "bob@example.com" and message.get_content_charset() == "utf-8"
-    assert f"/admin/tickets/ticket/{persian.pk}/change/" in message.get_payload(decode=True).decode()
+    return str(make_header(decode_header(message["Subject"])))
+
+
+def body_of(message) -> str:
+    return message.get_payload(decode=True).decode().replace("\r\n", "\n")
+
+
+def test_beat_emails_each_assignee_one_digest_through_smtp(
+    new_ticket, bob, smtp_server, settings, django_capture_on_commit_callbacks
+):
+    settings.SITE_URL = "https://desk.example.com"
+    dave = UserFactory(username="dave", first_name="Dave", roles=["support"])
+    persian = new_ticket(assignee=bob, subject="سفارش من هنوز نرسیده است")
+    english = new_ticket(assignee=bob, subject="Order late & lost")
+    risky = new_ticket(assignee=bob, priority="normal")  # first response due 13:00, at risk from 12:12
+    other = new_ticket(assignee=dave)
+    new_ticket()  # unassigned: marked, nobody to tell
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = services.tickets_sla_check(now=utc(2025, 1, 6, 12, 30))
+        assert smtp_server == []  # nothing leaves before the commit
+    assert counts == {"breached": 4, "at_risk": 1}
+    # One notification per ticket in the app; one email per agent.
+    assert bob.notifications.count() == 3 and dave.notifications.count() == 1
+    assert sorted(message["To"] for message in smtp_server) == ["bob@example.com", "dave@example.com"]
+    to_bob = next(message for message in smtp_server if message["To"] == "bob@example.com")
+    assert subject_of(to_bob) == "SLA: 2 breached, 1 at risk"
+    assert to_bob.get_content_charset() == "utf-8"
+    body = body_of(to_bob)
+    assert "These 3 tickets of yours need you:" in body
+    breached_part, at_risk_part = body.split("SLA at risk\n")
+    for ticket, title in ((persian, "سفارش من هنوز نرسیده است"), (english, "Order late & lost")):  # not escaped
+        line = (
+            f"- SLA breached: #{ticket.pk} {title}\n  https://desk.example.com/admin/tickets/ticket/{ticket.pk}/change/"
+        )
+        assert line in breached_part
+    assert f"- SLA at risk: #{risky.pk} Order late\n" in at_risk_part
+    assert "https://desk.example.com/admin/core/notification/" in body
+    # Dave's one ticket: the email is titled as the notification.
+    to_dave = next(message for message in smtp_server if message["To"] == "dave@example.com")
+    assert subject_of(to_dave) == f"SLA breached: #{other.pk} Order late"
+    assert body_of(to_dave).startswith("Hello Dave,\n\nThis ticket of yours needs you:")
     # A second pass sends nothing more.
     with django_capture_on_commit_callbacks(execute=True):
-        services.tickets_sla_check(now=utc(2025, 1, 6, 11))
+        services.tickets_sla_check(now=utc(2025, 1, 6, 12, 31))
     assert len(smtp_server) == 2
+
+
+def test_a_crossing_seen_by_a_service_is_emailed_after_its_commit(
+    new_ticket, clock, bob, smtp_server, django_capture_on_commit_callbacks
+):
+    ticket = new_ticket(assignee=bob)
+    clock.at(2025, 1, 6, 9, 50)  # past the at-risk time (09:48), before the beat
+    with django_capture_on_commit_callbacks(execute=True):
+        services.ticket_comment(ticket=ticket, author=bob, body="checking", is_public=False)
+    assert [subject_of(message) for message in smtp_server] == [f"SLA at risk: #{ticket.pk} Order late"]
+
+
+@pytest.fixture
+def as_a_worker(celery_eager):
+    """Tasks still run in the test's thread, but a failure is kept in the task's result rather
+    than raised to the sender, as a worker does; so a retry runs (at once)."""
+    celery_eager.conf.task_eager_propagates = False
+    return celery_eager
+
+
+def test_beat_digest_is_retried_when_the_mail_server_says_try_later(
+    new_ticket, bob, smtp, as_a_worker, django_capture_on_commit_callbacks
+):
+    ticket = new_ticket(assignee=bob)
+    smtp.refuse = 2
+    with django_capture_on_commit_callbacks(execute=True):
+        services.tickets_sla_check(now=utc(2025, 1, 6, 10))
+    # Refused twice, then delivered once.
+    assert smtp.refused == 2
+    assert [subject_of(message) for message in smtp.accepted] == [f"SLA breached: #{ticket.pk} Order late"]
+
+
+def test_beat_with_the_mail_server_down_keeps_the_marks_and_notifications_and_reports_it(
+    new_ticket, bob, smtp, settings, as_a_worker, django_capture_on_commit_callbacks, caplog
+):
+    ticket = new_ticket(assignee=bob)
+    settings.EMAIL_PORT = free_port()  # nothing listens there
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = services.tickets_sla_check(now=utc(2025, 1, 6, 10))
+    assert counts == {"breached": 1, "at_risk": 0}
+    assert Ticket.objects.get(pk=ticket.pk).sla_state == "breached"
+    assert bob.notifications.get().title == f"SLA breached: #{ticket.pk} Order late"
+    assert smtp.accepted == []
+    # Tried 1 + 6 times, then the worker's log says the task failed, and why.
+    failures = [r for r in caplog.records if r.name == "celery.app.trace" and r.levelname == "ERROR"]
+    assert len(failures) == 1 and "tickets.sla_digest" in failures[0].getMessage()
+    assert isinstance(failures[0].exc_info[1], ConnectionRefusedError)
+    assert sum("Retry in" in r.getMessage() for r in caplog.records) == tasks.sla_digest_task.max_retries
+    # The next pass does not mark or notify it again; with the mail server back, the task run
+    # again delivers the same notification.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.tickets_sla_check(now=utc(2025, 1, 6, 10, 1)) == {"breached": 0, "at_risk": 0}
+    settings.EMAIL_PORT = smtp.controller.port
+    tasks.sla_digest_task.delay(bob.pk, [bob.notifications.get().pk])
+    assert [subject_of(message) for message in smtp.accepted] == [f"SLA breached: #{ticket.pk} Order late"]
+
+
+def test_digest_skips_users_without_email_and_others_notifications(new_ticket, bob, dave, smtp_server):
+    ticket = new_ticket(assignee=bob)
+    services.tickets_sla_check(now=utc(2025, 1, 6, 10))
+    note = bob.notifications.get()
+    # Only the user's own notifications are read: dave cannot be sent bob's.
+    assert services.sla_digest_send(user_id=dave.pk, notification_ids=[note.pk]) is False
+    User.objects.filter(pk=bob.pk).update(email="")
+    assert services.sla_digest_send(user_id=bob.pk, notification_ids=[note.pk]) is False
+    assert smtp_server == []
+    User.objects.filter(pk=bob.pk).update(email="bob@example.com")
+    assert services.sla_digest_send(user_id=bob.pk, notification_ids=[note.pk]) is True
+    assert [subject_of(message) for message in smtp_server] == [f"SLA breached: #{ticket.pk} Order late"]
 
 
 def test_beat_in_a_rolled_back_transaction_sends_no_email(
@@ -622,6 +736,18 @@ def test_beat_in_a_rolled_back_transaction_sends_no_email(
         raise RuntimeError
     assert smtp_server == [] and not Notification.objects.exists()
     assert Ticket.objects.get().sla_state == "ok"
+
+
+def test_beat_query_count_does_not_grow_with_tickets_or_agents(
+    new_ticket, bob, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    agents = [bob, *(UserFactory(username=f"agent{i}", roles=["support"]) for i in range(3))]
+    for i in range(12):
+        new_ticket(assignee=agents[i % 4], priority="high" if i % 2 else "normal")
+    # A savepoint (the test runs in a transaction) and its release, two SELECT ... FOR UPDATE,
+    # two UPDATEs and two INSERTs of notifications; the emails are the tasks', after commit.
+    with django_assert_num_queries(8):
+        assert services.tickets_sla_check(now=utc(2025, 1, 6, 12, 30)) == {"breached": 6, "at_risk": 6}
 
 
 # --------------------------------------------------------------------------- crm
