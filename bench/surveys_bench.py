@@ -8,6 +8,8 @@
 2. The public answer page: GET of a valid link, GET of a forged one and POST of an answer, with
    concurrent clients, requests/s and p50/p95 next to the bare view at the same concurrency;
    targets at least 200 req/s with p95 under 100 ms, and a forged link costing no more than a valid one.
+   Then the closed loop of the posted answers (the task the POSTs enqueue), run in-process as a
+   worker would: answers/s, once each.
 
     .venv/bin/python bench/surveys_bench.py --only seed            # seeds once (~2 minutes), no timing
     flock /tmp/safar-bench.lock .venv/bin/python bench/surveys_bench.py
@@ -304,7 +306,42 @@ def measure_page(port: int, requests: int, threads: int) -> list[tuple[str, bool
         f"{verdict(forged_ok)} (no more than a valid one)"
     )
     verdicts.append(("page forged link costs no more than a valid one", forged_ok))
-    return verdicts
+    return verdicts + close_loops(posts)
+
+
+def close_loops(tokens_posted: list[str]) -> list[tuple[str, bool]]:
+    """The closed loop of the answers just posted (their event; a ticket for each detractor), as one
+    Celery worker process runs it (surveys.close_loop), in this process: answers/s (no target: it
+    runs behind the page, from a queue), and that it ran once per answer."""
+    from django.db import connection
+
+    from surveys import services, tokens
+    from surveys.models import Response
+
+    nonces = [tokens.read(token) for token in tokens_posted]
+    ids = list(
+        Response.objects.filter(invitation__nonce__in=nonces, loop_pending=True)
+        .order_by("answered_at")
+        .values_list("pk", flat=True)
+    )
+    before = cpu_times()
+    started = time.perf_counter()
+    done = sum(services.response_close_loop(response_id=pk) for pk in ids)
+    seconds = time.perf_counter() - started
+    busy = busy_between(before, cpu_times())
+    again = sum(services.response_close_loop(response_id=pk) for pk in ids[:50])  # redelivered
+    rows = Response.objects.filter(pk__in=ids)
+    tickets = rows.filter(followup_ticket__isnull=False).count()
+    detractors = rows.filter(score__lte=services.UNHAPPY["nps"]).count()
+    rate = done / seconds if seconds else 0.0
+    ok = done == len(ids) and again == 0 and tickets == detractors
+    say(
+        f"\nClosed loop (the task, in one process): {done} answers in {seconds:.1f} s = {rate:.0f}/s, "
+        f"{seconds / max(1, done) * 1000:.1f} ms each, busy {busy:.0f}%; {tickets} follow-up tickets for "
+        f"{detractors} detractors; redelivered 50: {again} ran again  {verdict(ok)}"
+    )
+    connection.close()
+    return [("closed loop: every posted answer's loop ran once, a ticket per detractor", ok)]
 
 
 def main() -> None:

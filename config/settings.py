@@ -192,6 +192,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # The DatabaseScheduler copies these into django-celery-beat's tables, where the admin edits them.
 CELERY_BEAT_SCHEDULE = {
     "surveys-send-due": {"task": "surveys.send_due", "schedule": 60.0},
+    "surveys-close-pending-loops": {"task": "surveys.close_pending_loops", "schedule": 300.0},
     "surveys-remind": {"task": "surveys.remind", "schedule": 3600.0},
     "surveys-run-schedules": {"task": "surveys.run_schedules", "schedule": 24 * 3600.0},
     # Marks tickets at risk or breached and tells their assignees (tickets.tasks).

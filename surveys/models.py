@@ -254,6 +254,8 @@ class Response(models.Model):
     )
     week = models.DateField(_("week"))
     answered_at = models.DateTimeField(_("answered at"))
+    # The answer's event and follow-up ticket are still to come (services.response_close_loop).
+    loop_pending = models.BooleanField(_("closed loop pending"), default=False)
 
     class Meta:
         verbose_name = _("response")
@@ -262,6 +264,9 @@ class Response(models.Model):
         indexes = [
             models.Index(fields=["survey", "answered_at"], name="surveys_response_survey_idx"),
             models.Index(fields=["contact", "-answered_at"], name="surveys_response_contact_idx"),
+            models.Index(
+                fields=["answered_at"], condition=models.Q(loop_pending=True), name="surveys_response_loop_idx"
+            ),
         ]
 
     def __str__(self):

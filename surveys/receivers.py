@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import receiver
 
-from crm.models import Contact
+from crm.models import Contact, Segment, Tag
 from journeys.models import Stage
 from journeys.signals import stage_changed
 from tickets.models import Ticket
@@ -29,6 +29,12 @@ def ticket_was_resolved(sender, ticket_id, **kwargs):
 @receiver([post_save, post_delete], sender=Survey, dispatch_uid="surveys.forget_stage_surveys")
 def survey_changed(sender, **kwargs):
     selectors.stage_surveys_forget()
+
+
+@receiver([post_save, post_delete], sender=Segment, dispatch_uid="surveys.forget_segment_members")
+@receiver([post_save, post_delete], sender=Tag, dispatch_uid="surveys.forget_segment_members_tags")
+def segment_changed(sender, **kwargs):
+    selectors.segment_members_forget()
 
 
 # Deletes that reach the answers (cascade or SET NULL): the summaries follow in the same transaction.

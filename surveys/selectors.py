@@ -2,17 +2,35 @@
 
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import Case, CharField, Count, F, Func, IntegerField, Q, QuerySet, Sum, Value, When
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce, TruncMonth, TruncWeek
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.caching import ShortLived
-from crm.models import Segment
+from crm import selectors as crm_selectors
+from crm.models import Segment, Tag
+from journeys import selectors as journey_selectors
 from journeys.choices import Channel
 from journeys.models import Stage
 
@@ -34,6 +52,82 @@ def stage_surveys() -> list[Survey]:
 
 def stage_surveys_forget() -> None:
     _stage_surveys.forget()
+
+
+_CONTACT = -7_291_038_465  # stands for the contact's id while a query is compiled
+
+
+def _compiled(queryset) -> tuple[str, list, list[int]]:
+    """The SQL of a queryset, its parameters and where _CONTACT stands among them."""
+    sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    return sql, list(params), [i for i, value in enumerate(params) if value == _CONTACT]
+
+
+def _load_answer_context() -> tuple[list[int], str, list, list[int]]:
+    # Building a segment's FilterSet (its form, its validation, a tag query) and compiling the
+    # queries cost milliseconds; the SQL is kept, so an answer pays for one statement in all:
+    # the contact's current stage and one EXISTS per segment.
+    known_tags = None
+    segments = list(Segment.objects.order_by("name", "pk").only("pk", "filters"))
+    if any("tag" in (segment.filters or {}) for segment in segments):
+        known_tags = set(Tag.objects.values_list("name", flat=True))
+    stage = journey_selectors.current_enrollments(contact_id=_CONTACT).values_list("stage_id")[:1]
+    sql, params, slots = _compiled(stage)
+    columns, ids = [f"({sql})"], []
+    # Whether the contact has a follow-up that no later answer recovered (metrics.recovered_ids).
+    recovering = Response.objects.filter(contact_id=OuterRef("contact_id"), answered_at__gt=OuterRef("answered_at"))
+    recovering = recovering.exclude(category__in=metrics.NEGATIVE)
+    open_followups = Response.objects.filter(contact_id=_CONTACT, followup_ticket__isnull=False).exclude(
+        Exists(recovering)
+    )
+    open_sql, open_params, open_slots = _compiled(open_followups.order_by().values("pk"))
+    columns.append(f"EXISTS ({open_sql})")
+    slots += [len(params) + slot for slot in open_slots]
+    params += open_params
+    for segment in segments:
+        members = crm_selectors.segment_members(segment=segment, known_tags=known_tags)
+        try:
+            member_sql, member_params, _none = _compiled(members.order_by().values(member=F("pk")))
+        except EmptyResultSet:  # filters no contact can match (a tag deleted since)
+            continue
+        # PostgreSQL pushes `m.member = <contact>` down to the contacts' primary key.
+        columns.append(f"EXISTS (SELECT 1 FROM ({member_sql}) m WHERE m.member = %s)")
+        slots.append(len(params) + len(member_params))
+        params += [*member_params, _CONTACT]
+        ids.append(segment.pk)
+    return ids, "SELECT " + ", ".join(columns), params, slots
+
+
+_answer_context = ShortLived(_load_answer_context)
+
+
+class AnswerContext(NamedTuple):
+    stage_id: int | None  # journeys.selectors.contact_current_stage
+    segment_ids: list[int]  # the segments the contact is a live member of
+    open_followup: bool  # a follow-up of the contact that no later answer recovered
+
+
+def answer_context(*, contact_id: int) -> AnswerContext:
+    """What a new answer of the contact stores and needs, in one statement. The compiled SQL is kept at most a few
+    seconds per process (core.caching); saving or deleting a segment or a tag clears the copy of
+    its process (surveys.receivers)."""
+    ids, sql, params, slots = _answer_context.get()
+    params = list(params)
+    for slot in slots:
+        params[slot] = contact_id
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        stage_id, open_followup, *members = cursor.fetchone()
+    return AnswerContext(stage_id, [pk for pk, member in zip(ids, members, strict=True) if member], bool(open_followup))
+
+
+def contact_segment_ids(*, contact_id: int) -> list[int]:
+    """The ids of the segments the contact is a live member of (see answer_context)."""
+    return answer_context(contact_id=contact_id).segment_ids
+
+
+def segment_members_forget() -> None:
+    _answer_context.forget()
 
 
 # ---------------------------------------------------------------- results

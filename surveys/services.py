@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -279,26 +281,22 @@ class LinkExpired(DomainError):
     code = "expired"
 
 
-def _segments_of(contact) -> list[int]:
-    return [
-        segment.pk
-        for segment in Segment.objects.all()
-        if crm_selectors.segment_members(segment=segment).filter(pk=contact.pk).exists()
-    ]
-
-
 @transaction.atomic
 def response_submit(*, invitation: Invitation, score, comment: str = "") -> Response:
-    """Record the answer to an invitation, once. Bad scores and comments are field errors."""
-    invitation = (
-        Invitation.objects.select_for_update(of=("self",)).select_related("survey", "contact").get(pk=invitation.pk)
-    )
-    survey = invitation.survey
+    """Record the answer to an invitation, once, with its summaries. Bad scores and comments are
+    field errors. The closed loop (response_close_loop) runs after the commit, in a task."""
     now = timezone.now()
-    if invitation.answered_at is not None:
-        raise AlreadyAnswered(_("This survey was already answered. Thank you!"))
-    if invitation.expires_at is not None and invitation.expires_at <= now:
+    # Claim the invitation: one conditional UPDATE, which also locks it until the commit (a second
+    # answer waits, then finds it answered). Anything raised below rolls the claim back.
+    claimed = Invitation.objects.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now), pk=invitation.pk, answered_at__isnull=True
+    ).update(answered_at=now, status=choices.InvitationStatus.ANSWERED, opened_at=Coalesce("opened_at", now))
+    if not claimed:
+        current = Invitation.objects.get(pk=invitation.pk)
+        if current.answered_at is not None:
+            raise AlreadyAnswered(_("This survey was already answered. Thank you!"))
         raise LinkExpired(_("This survey link has expired."))
+    survey = invitation.survey
     low, high = survey.scale
     try:
         score = int(score)
@@ -311,48 +309,83 @@ def response_submit(*, invitation: Invitation, score, comment: str = "") -> Resp
     comment = (comment or "").strip()
     if len(comment) > 2000:
         raise DomainError(_("Keep the comment under 2,000 characters."), code="comment", field="comment")
-    contact = invitation.contact
+    contact_id = invitation.contact_id
     ticket = invitation.ticket
+    context = selectors.answer_context(contact_id=contact_id)
     response = Response(
         invitation=invitation,
         survey=survey,
-        contact=None if survey.anonymous else contact,
+        contact_id=None if survey.anonymous else contact_id,
         kind=survey.kind,
         score=score,
         scale_min=low,
         scale_max=high,
         category=metrics.category(survey.kind, score),
         comment=comment,
-        stage=journey_selectors.contact_current_stage(contact_id=contact.pk),
-        segment_ids=_segments_of(contact),
+        stage_id=context.stage_id,
+        segment_ids=context.segment_ids,
         language=invitation.language,
         channel=invitation.channel,
         ticket=ticket,
         agent_id=ticket.assignee_id if ticket else None,
         week=(now - timedelta(days=now.weekday())).date(),
         answered_at=now,
+        loop_pending=not survey.anonymous,  # an anonymous answer records no event and opens no ticket
     )
-    # The results' summaries take the answer (and any follow-up it recovers) in this transaction.
-    with summaries.Change(contacts=[response.contact_id]) as change:
-        try:
-            with transaction.atomic():
-                response.save()
-        except IntegrityError:
-            raise AlreadyAnswered(_("This survey was already answered. Thank you!")) from None
-        change.add(response)
-        invitation.answered_at = now
-        invitation.status = choices.InvitationStatus.ANSWERED
-        invitation.opened_at = invitation.opened_at or now
-        invitation.save(update_fields=["answered_at", "status", "opened_at"])
-        if not survey.anonymous:
-            _record_touchpoint(response, contact)
-            if survey.kind in UNHAPPY and score <= UNHAPPY[survey.kind]:
-                _open_followup_ticket(response, contact)
+    try:
+        # No savepoint: the invitation was unanswered and is locked, so this fails only on rows
+        # written around the services, and then the whole answer is rolled back.
+        response.save()
+    except IntegrityError:
+        raise AlreadyAnswered(_("This survey was already answered. Thank you!")) from None
+    invitation.answered_at = now
+    invitation.status = choices.InvitationStatus.ANSWERED
+    invitation.opened_at = invitation.opened_at or now
     # Last, so the survey's shared summary rows stay locked only until the commit.
+    summaries.answer_added(response, open_followup=context.open_followup)
     summaries.invitation_counted(invitation, answered=1)
     response_id = response.pk
+    if response.loop_pending:
+        from .tasks import response_close_loop_task
+
+        transaction.on_commit(lambda: response_close_loop_task.delay(response_id))
     transaction.on_commit(lambda: response_submitted.send(sender=Response, response_id=response_id))
     return response
+
+
+def response_close_loop(*, response_id: int) -> bool:
+    """After an answer: record its `survey_answer` event (stage rules may move a promoter) and,
+    for an unhappy one, open the follow-up ticket. Once per answer: the row is locked and marked
+    done in the same transaction, so a redelivered or repeated task does nothing. Returns whether
+    it ran."""
+    with transaction.atomic():
+        response = (
+            Response.objects.select_for_update(of=("self",))
+            .select_related("survey", "contact")
+            .filter(pk=response_id, loop_pending=True)
+            .first()
+        )
+        if response is None:
+            return False
+        contact = response.contact  # None once erased, or for an anonymous answer
+        if contact is not None and not contact.erased_at:
+            _record_touchpoint(response, contact)
+            if response.kind in UNHAPPY and response.score <= UNHAPPY[response.kind]:
+                with summaries.Change(contacts=[contact.pk], responses=[response.pk]):
+                    _open_followup_ticket(response, contact)
+        response.loop_pending = False
+        response.save(update_fields=["loop_pending"])
+    return True
+
+
+LOOP_GRACE = timedelta(minutes=2)
+
+
+def responses_loop_pending(*, now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Answers whose closed loop has not run a while after they were given (its task was lost)."""
+    now = now or timezone.now()
+    rows = Response.objects.filter(loop_pending=True, answered_at__lte=now - LOOP_GRACE).order_by("answered_at")
+    return list(rows.values_list("pk", flat=True)[:limit])
 
 
 def response_add_comment(*, invitation: Invitation, comment: str) -> Response:

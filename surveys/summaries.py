@@ -10,6 +10,9 @@ additive UPSERT (INSERT ... ON CONFLICT DO UPDATE SET n = n + EXCLUDED.n, on Pos
 `Change` reads the answers concerned before and after the write and adds the difference;
 `rows_change` does the same for an UPDATE or DELETE about to run. Whether a follow-up is recovered
 depends on its contact's other answers, so both always read every answer of the contacts concerned.
+`answer_added` (a new answer, the answer page's path) adds the answer's counts from the row in
+hand, and reads the contact's follow-ups and non-negative answers only when the new answer can
+change a recovery.
 `rebuild` recomputes the summaries from the answers (after a migration, after a bulk load).
 """
 
@@ -146,6 +149,31 @@ def rows_changed(before: list[dict], after: list[dict], *, apps=None) -> None:
         for i, value in enumerate(counts):
             total[i] -= value
     _add(delta, apps=apps)
+
+
+def row_of(response) -> dict:
+    """An answer (a Response instance) as the dicts `contributions` reads, without a query."""
+    return {**{field: getattr(response, field) for field in FIELDS}, "commented": bool(response.comment)}
+
+
+def answer_added(response, *, open_followup: bool = True) -> None:
+    """A new answer was saved: add it to the summaries. Only the recovery of follow-ups depends on
+    the contact's other answers, so they are read (once, and only those that matter: follow-ups and
+    answers that are not negative) when the new answer can change a recovery: it is not negative
+    and the contact has a follow-up no later answer recovered (`open_followup`, when the caller
+    knows: selectors.answer_context), or it is a follow-up itself."""
+    new = row_of(response)
+    negative = response.category in metrics.NEGATIVE
+    followup = response.followup_ticket_id is not None
+    if response.contact_id is None or (not followup and (negative or not open_followup)):
+        _add(contributions([new], set()))
+        return
+    others = load(
+        Q(contact_id=response.contact_id)
+        & ~Q(pk=response.pk)
+        & (Q(followup_ticket_id__isnull=False) | ~Q(category__in=metrics.NEGATIVE))
+    )
+    rows_changed(others, [*others, new])
 
 
 class Change:

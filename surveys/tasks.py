@@ -10,6 +10,18 @@ def invitation_send_task(invitation_id: int) -> bool:
     return services.invitation_send(invitation_id=invitation_id)
 
 
+@shared_task(name="surveys.close_loop", acks_late=True)
+def response_close_loop_task(response_id: int) -> bool:
+    """After an answer commits: its event and follow-up ticket. Safe to deliver twice."""
+    return services.response_close_loop(response_id=response_id)
+
+
+@shared_task(name="surveys.close_pending_loops")
+def responses_close_pending_loops_task() -> int:
+    """Beat, every 5 minutes: close the loop of answers whose task was lost (a broker outage)."""
+    return sum(services.response_close_loop(response_id=pk) for pk in services.responses_loop_pending())
+
+
 @shared_task(name="surveys.send_due")
 def invitations_send_due_task() -> int:
     """Beat, every minute: send scheduled invitations whose time came (e.g. CSAT 24 h after a ticket)."""

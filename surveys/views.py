@@ -9,7 +9,9 @@ import functools
 import logging
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
+from django.db.models import F
 from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
@@ -74,6 +76,29 @@ def public_page(methods: list[str], *, csrf: bool):
     return decorator
 
 
+def _count_hits(keys: list[str], window: int) -> list[int]:
+    """One more hit on each counter (created for `window` seconds); the counts. On Redis, one round
+    trip for all of them (SET NX EX then INCR each, pipelined); elsewhere add and incr."""
+    backend = caches["default"]
+    client = getattr(getattr(backend, "_cache", None), "get_client", None)
+    if isinstance(backend, RedisCache) and client is not None:
+        full = [backend.make_and_validate_key(key) for key in keys]
+        pipe = client(full[0], write=True).pipeline(transaction=False)
+        for key in full:
+            pipe.set(key, 0, ex=window, nx=True)
+            pipe.incr(key)
+        return pipe.execute()[1::2]
+    counts = []
+    for key in keys:
+        backend.add(key, 0, window)
+        try:
+            counts.append(backend.incr(key))
+        except ValueError:  # expired between add and incr
+            backend.add(key, 1, window)
+            counts.append(1)
+    return counts
+
+
 def _throttled(request, nonce: str | None) -> int | None:
     """Seconds to wait when this IP or this link asked too often in the last minute.
     Counters live in the cache (Redis in production), so every process shares them atomically."""
@@ -81,15 +106,9 @@ def _throttled(request, nonce: str | None) -> int | None:
     if nonce:
         checks.append((f"surveys:token:{nonce}", settings.SURVEYS_RATE_PER_TOKEN))
     window = 60
-    for key, limit in checks:
-        cache.add(key, 0, window)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, window)
-            count = 1
-        if count > limit:
-            return window
+    counts = _count_hits([key for key, _limit in checks], window)
+    if any(count > limit for count, (_key, limit) in zip(counts, checks, strict=True)):
+        return window
     return None
 
 
@@ -120,13 +139,15 @@ def _invitation(request, token: str) -> tuple[Invitation | None, HttpResponse | 
         return None, response
     if nonce is None:
         return None, _problem(request, "unknown", status=404)
+    # The contact's erasure is all the page needs of it; the answer is read only once answered.
     invitation = (
-        Invitation.objects.select_related("survey", "contact", "response")
+        Invitation.objects.select_related("survey")
+        .annotate(contact_erased_at=F("contact__erased_at"))
         .filter(nonce=nonce)
         .exclude(status__in=[choices.InvitationStatus.SKIPPED, choices.InvitationStatus.FAILED])
         .first()
     )
-    if invitation is None or invitation.contact.erased_at:
+    if invitation is None or invitation.contact_erased_at:
         return None, _problem(request, "unknown", status=404)
     if invitation.answered_at is None and invitation.expires_at and invitation.expires_at <= timezone.now():
         return None, _problem(request, "expired", status=410, language=invitation.language)

@@ -88,12 +88,17 @@ def _empty_cache():
     from django.core.cache import cache
     from django.utils import translation
 
-    from automation.selectors import stage_workflows_forget
-    from surveys.selectors import stage_surveys_forget
+    from automation.selectors import workflows_forget
+    from journeys.api.authentication import ingest_keys_forget
+    from journeys.selectors import ingest_setup_forget
+    from surveys.selectors import segment_members_forget, stage_surveys_forget
 
     # A request through LocaleMiddleware leaves its language active in this thread.
     translation.deactivate()
     cache.clear()
     stage_surveys_forget()  # per-process caches of stage triggers, filled by earlier tests
-    stage_workflows_forget()
+    segment_members_forget()  # and of the segments' compiled filters (a rollback sends no post_delete)
+    workflows_forget()  # and automation's stage and event triggers
+    ingest_setup_forget()  # journeys' rules, stages and touchpoints
+    ingest_keys_forget()
     yield

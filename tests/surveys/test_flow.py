@@ -7,9 +7,11 @@ from django.core import mail
 from django.utils import timezone
 
 from journeys.models import Event
-from surveys import services, tokens
+from surveys import selectors, services, tasks, tokens
 from surveys.models import Invitation, Response, Survey
-from tests.factories import ContactFactory
+from tests.factories import ContactFactory, UserFactory
+from tickets import services as ticket_services
+from tickets.models import Ticket
 
 
 @pytest.fixture
@@ -51,11 +53,13 @@ def test_answering_stores_one_response_records_an_event_and_a_detractor_opens_a_
     page = client.get(url(invitation))
     assert page.status_code == 200 and page["Referrer-Policy"] == "no-referrer"
     assert b'name="score"' in page.content
-    answer = client.post(url(invitation), {"score": "3", "comment": "<script>alert(1)</script> slow"})
+    with django_capture_on_commit_callbacks(execute=True):  # the closed loop's task runs after the commit
+        answer = client.post(url(invitation), {"score": "3", "comment": "<script>alert(1)</script> slow"})
     assert answer.status_code == 303
     response = Response.objects.get(invitation=invitation)
     assert (response.score, response.category, response.scale_max) == (3, "detractor", 10)
     assert response.followup_ticket is not None and response.followup_ticket.priority == "high"
+    assert response.followup_ticket.description == "<script>alert(1)</script> slow"
     assert Event.objects.filter(contact=contact, type="survey_answer").count() == 1
     thanks = client.get(url(invitation))
     assert b"<script>alert(1)" not in thanks.content
@@ -109,3 +113,135 @@ def test_throttle_answers_429_with_retry_after(client, nps, settings, django_cap
     codes = [client.get(url(invitation)).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
     assert client.get(url(invitation))["Retry-After"] == "60"
+
+
+def test_the_closed_loop_runs_after_the_commit_once_even_when_its_task_is_delivered_twice(
+    client, nps, django_capture_on_commit_callbacks
+):
+    contact = ContactFactory()
+    invitation = sent_invitation(nps, contact, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert client.post(url(invitation), {"score": "2"}).status_code == 303
+    # committed with the request: the answer and its counts; the event and the ticket are still to come
+    response = Response.objects.get(invitation=invitation)
+    assert response.loop_pending and response.followup_ticket_id is None
+    assert not Event.objects.filter(contact=contact, type="survey_answer").exists()
+    for callback in callbacks:
+        callback()
+    response.refresh_from_db()
+    assert not response.loop_pending and response.followup_ticket_id is not None
+    # a redelivered task (acks_late, a worker lost before its ack) changes nothing
+    assert tasks.response_close_loop_task.delay(response.pk).get() is False
+    assert Ticket.objects.filter(contact=contact, channel="survey").count() == 1
+    assert Event.objects.filter(contact=contact, type="survey_answer").count() == 1
+    assert selectors.survey_results(survey=nps)["recovery"]["followups"] == 1
+
+
+def test_a_lost_closed_loop_task_is_swept_up_later(nps, django_capture_on_commit_callbacks):
+    contact = ContactFactory()
+    invitation = sent_invitation(nps, contact, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=False):  # the broker lost the message
+        response = services.response_submit(invitation=invitation, score=0)
+    assert tasks.responses_close_pending_loops_task.delay().get() == 0  # not before the grace period
+    later = timezone.now() + services.LOOP_GRACE + timedelta(seconds=1)
+    assert services.responses_loop_pending(now=later) == [response.pk]
+    Response.objects.filter(pk=response.pk).update(answered_at=response.answered_at - services.LOOP_GRACE)
+    assert tasks.responses_close_pending_loops_task.delay().get() == 1
+    assert tasks.responses_close_pending_loops_task.delay().get() == 0
+    assert Ticket.objects.filter(contact=contact, channel="survey").count() == 1
+
+
+def test_an_anonymous_answer_opens_no_ticket_and_records_no_event(client, nps, django_capture_on_commit_callbacks):
+    nps.anonymous = True
+    nps.save()
+    contact = ContactFactory()
+    invitation = sent_invitation(nps, contact, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(url(invitation), {"score": "1"}).status_code == 303
+    response = Response.objects.get(invitation=invitation)
+    assert (response.contact_id, response.loop_pending, response.followup_ticket_id) == (None, False, None)
+    assert not Ticket.objects.filter(contact=contact).exists()
+    assert not Event.objects.filter(contact=contact, type="survey_answer").exists()
+
+
+def test_the_follow_up_of_an_answer_gets_the_pulse_survey_when_resolved(nps, django_capture_on_commit_callbacks):
+    pulse = Survey.objects.create(name="pulse", kind="csat", question={"en": "Better now?"}, is_active=True)
+    nps.pulse_survey = pulse
+    nps.save()
+    contact = ContactFactory()
+    invitation = sent_invitation(nps, contact, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = services.response_submit(invitation=invitation, score=4)
+    response.refresh_from_db()
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    ticket_services.ticket_comment(ticket=response.followup_ticket, author=admin, body="Sorry, fixed.")
+    with django_capture_on_commit_callbacks(execute=True):
+        ticket_services.ticket_resolve(ticket=response.followup_ticket, actor=admin)
+    assert Invitation.objects.filter(survey=pulse, contact=contact, ticket=response.followup_ticket).exists()
+
+
+def test_a_comment_after_a_one_click_score_reaches_the_follow_up_either_way(
+    client, nps, django_capture_on_commit_callbacks
+):
+    # the comment before the closed loop ran: the ticket is opened with it
+    first = sent_invitation(nps, ContactFactory(), django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        client.get(url(first, 1))
+    assert client.post(url(first), {"comment": "Broken on arrival"}).status_code == 303
+    for callback in callbacks:
+        callback()
+    assert Response.objects.get(invitation=first).followup_ticket.description == "Broken on arrival"
+    # the comment after it ran: it is added to the ticket
+    second = sent_invitation(nps, ContactFactory(), django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.get(url(second, 1))
+    assert client.post(url(second), {"comment": "Still broken"}).status_code == 303
+    ticket = Response.objects.get(invitation=second).followup_ticket
+    assert list(ticket.comments.values_list("body", flat=True)) == ["Still broken"]
+
+
+def test_the_throttle_on_redis_counts_the_ip_and_the_link_in_one_round_trip(
+    client, nps, settings, django_capture_on_commit_callbacks
+):
+    """The production cache: the counters expire with their window, and 429 comes at the limit."""
+    import os
+    import uuid
+
+    from django.core.cache import caches
+
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        pytest.skip("REDIS_URL is not set")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",  # other runs share this Redis
+        }
+    }
+    settings.SURVEYS_RATE_PER_TOKEN = 3
+    settings.SURVEYS_RATE_PER_IP = 4
+    invitation = sent_invitation(nps, ContactFactory(), django_capture_on_commit_callbacks)
+    other = sent_invitation(nps, ContactFactory(), django_capture_on_commit_callbacks)
+    assert [client.get(url(invitation)).status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert client.get(url(other)).status_code == 429  # the IP's fifth request in the minute
+    backend = caches["default"]
+    ttl = backend._cache.get_client().ttl(backend.make_and_validate_key(f"surveys:token:{invitation.nonce}"))
+    assert 0 < ttl <= 60
+    backend.delete_many([f"surveys:token:{i.nonce}" for i in (invitation, other)] + ["surveys:ip:127.0.0.1"])
+
+
+def test_a_contact_erased_before_the_closed_loop_gets_no_ticket(nps, django_capture_on_commit_callbacks):
+    from crm import services as crm_services
+
+    contact = ContactFactory()
+    invitation = sent_invitation(nps, contact, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = services.response_submit(invitation=invitation, score=0, comment="awful")
+    crm_services.contact_erase(contact=contact, actor=UserFactory(is_staff=True, is_superuser=True))
+    for callback in callbacks:
+        callback()
+    response.refresh_from_db()
+    assert (response.contact_id, response.comment, response.followup_ticket_id) == (None, "", None)
+    assert not response.loop_pending
+    assert not Ticket.objects.filter(channel="survey").exists()

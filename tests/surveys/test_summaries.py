@@ -112,14 +112,18 @@ def test_the_summaries_give_the_figures_the_answers_give(world):
     assert_rebuild_matches()
 
 
-def test_the_summaries_follow_answers_comments_erasure_merge_and_deletes(world):
+def test_the_summaries_follow_answers_comments_erasure_merge_and_deletes(world, django_capture_on_commit_callbacks):
     survey, pulse, anonymous, _ces = world["surveys"]
     c = world["contacts"]
     admin = UserFactory(is_staff=True, is_superuser=True)
 
-    # A detractor through the service opens a follow-up; the same contact's later promoter recovers it.
-    detractor = services.response_submit(invitation=sent(survey, c[7]), score=2)
+    # A detractor through the service opens a follow-up (after the commit, in the closed loop's task);
+    # the same contact's later promoter recovers it.
+    with django_capture_on_commit_callbacks(execute=True):
+        detractor = services.response_submit(invitation=sent(survey, c[7]), score=2)
+    detractor.refresh_from_db()
     assert detractor.followup_ticket_id is not None
+    assert_same_results(survey)
     assert selectors.survey_results(survey=survey)["recovery"]["recovered"] == 1
     services.response_submit(invitation=sent(pulse, c[7]), score=5)
     assert selectors.survey_results(survey=survey)["recovery"]["recovered"] == 2
