@@ -8,30 +8,16 @@ from django.utils import timezone
 
 from crm import selectors as crm_selectors
 from crm.models import Segment, Tag
-from surveys import choices, selectors, services, summaries, tokens
-from surveys.models import Invitation, Response, Survey
+from surveys import selectors, services, summaries, tokens
+from surveys.models import Response, Survey
 from tests.factories import ConsentFactory, ContactFactory, SegmentFactory
 
-from .test_summaries import assert_rebuild_matches, assert_same_results
+from .test_summaries import assert_rebuild_matches, assert_same_results, sent
 
 
 @pytest.fixture
 def nps(db):
     return Survey.objects.create(name="NPS page", kind="nps", question={"en": "How likely?"}, is_active=True)
-
-
-def sent(survey, contact) -> Invitation:
-    now = timezone.now()
-    invitation = Invitation.objects.create(
-        survey=survey,
-        contact=contact,
-        status=choices.InvitationStatus.SENT,
-        send_after=now,
-        sent_at=now,
-        expires_at=now + timedelta(days=14),
-    )
-    summaries.invitation_counted(invitation, sent=1)
-    return invitation
 
 
 def brute_force(contact) -> list[int]:
