@@ -112,32 +112,37 @@ def contributions(rows: Iterable[dict], recovered: set) -> dict[tuple, list[int]
     return out
 
 
-def _add(delta: dict[tuple, list[int]], *, apps=None) -> None:
-    """Add `delta` to ResultSummary: one additive UPSERT per 500 keys, in key order (so two
-    transactions adding to the same rows lock them in the same order)."""
-    rows = sorted((key, counts) for key, counts in delta.items() if any(counts))
+def _upsert_add(model_name: str, keys: tuple, counts: tuple, delta: dict[tuple, list[int]], *, apps=None) -> None:
+    """Add `delta` ({key values: count values}) to the summary table: one additive UPSERT per 500 keys,
+    in key order (so two transactions adding to the same rows lock them in the same order)."""
+    rows = sorted((key, values) for key, values in delta.items() if any(values))
     if not rows:
         return
-    model = _model("ResultSummary", apps)
+    model = _model(model_name, apps)
     connection = connections[model._default_manager.db]
     qn = connection.ops.quote_name
     table = qn(model._meta.db_table)
-    columns = ", ".join(qn(c) for c in (*KEY_COLUMNS, *COUNTS))
-    updates = ", ".join(f"{qn(c)} = {table}.{qn(c)} + EXCLUDED.{qn(c)}" for c in COUNTS)
-    one = "(" + ", ".join(["%s"] * (len(KEY_COLUMNS) + len(COUNTS))) + ")"
-    day_index = KEY_COLUMNS.index("day")
+    columns = ", ".join(qn(c) for c in (*keys, *counts))
+    updates = ", ".join(f"{qn(c)} = {table}.{qn(c)} + EXCLUDED.{qn(c)}" for c in counts)
+    one = "(" + ", ".join(["%s"] * (len(keys) + len(counts))) + ")"
+    day_index = keys.index("day")
     with connection.cursor() as cursor:
         for chunk in _batches(rows):
             params = []
-            for key, counts in chunk:
+            for key, values in chunk:
                 key = list(key)
                 key[day_index] = connection.ops.adapt_datefield_value(key[day_index])
-                params.extend([*key, *counts])
+                params.extend([*key, *values])
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) VALUES {', '.join([one] * len(chunk))} "
-                f"ON CONFLICT ({', '.join(qn(c) for c in KEY_COLUMNS)}) DO UPDATE SET {updates}",
+                f"ON CONFLICT ({', '.join(qn(c) for c in keys)}) DO UPDATE SET {updates}",
                 params,
             )
+
+
+def _add(delta: dict[tuple, list[int]], *, apps=None) -> None:
+    """Add `delta` (KEY_COLUMNS -> COUNTS) to ResultSummary."""
+    _upsert_add("ResultSummary", KEY_COLUMNS, COUNTS, delta, apps=apps)
 
 
 def rows_changed(before: list[dict], after: list[dict], *, apps=None) -> None:
@@ -250,26 +255,7 @@ def key_moved(dimension: str, key, to: str = "") -> None:
 
 def sends_add(counts: dict[tuple[int, date], list[int]], *, apps=None) -> None:
     """Add (sent, answered) per (survey id, day) to SendSummary, with an additive UPSERT."""
-    rows = sorted((key, value) for key, value in counts.items() if any(value))
-    if not rows:
-        return
-    model = _model("SendSummary", apps)
-    connection = connections[model._default_manager.db]
-    qn = connection.ops.quote_name
-    table = qn(model._meta.db_table)
-    with connection.cursor() as cursor:
-        for chunk in _batches(rows):
-            params = []
-            for (survey_id, day), (sent, answered) in chunk:
-                params.extend([survey_id, connection.ops.adapt_datefield_value(day), sent, answered])
-            cursor.execute(
-                f"INSERT INTO {table} ({qn('survey_id')}, {qn('day')}, {qn('sent')}, {qn('answered')}) "
-                f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(chunk))} "
-                f"ON CONFLICT ({qn('survey_id')}, {qn('day')}) DO UPDATE SET "
-                f"{qn('sent')} = {table}.{qn('sent')} + EXCLUDED.{qn('sent')}, "
-                f"{qn('answered')} = {table}.{qn('answered')} + EXCLUDED.{qn('answered')}",
-                params,
-            )
+    _upsert_add("SendSummary", ("survey_id", "day"), ("sent", "answered"), counts, apps=apps)
 
 
 def invitation_counted(invitation, *, sent: int = 0, answered: int = 0) -> None:
