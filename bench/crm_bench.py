@@ -713,10 +713,32 @@ def copy_floor(path: Path, url: str) -> float:
             conn.commit()
 
 
-def run_bulk_import(path: Path, rows: int, *, job: bool = False) -> float:
+def backend_cpu() -> float | None:
+    """CPU seconds used so far by this process's PostgreSQL backend (/proc; a local server only)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class ImportRun:
+    seconds: float
+    python_cpu: float  # this process, all threads
+    postgres_cpu: float | None  # the import connection's backend
+
+
+def run_bulk_import(path: Path, rows: int, *, job: bool = False) -> ImportRun:
     """The bulk path (crm.imports): contacts_import() on the file's bytes, every row checked,
     all in one transaction; with `job`, an ImportJob run by contact_import_task (in this
-    process: the task, its job bookkeeping and progress writes, without a broker). Seconds."""
+    process: the task, its job bookkeeping and progress writes, without a broker)."""
     from django.contrib.auth import get_user_model
 
     from crm.imports import contacts_import
@@ -724,6 +746,8 @@ def run_bulk_import(path: Path, rows: int, *, job: bool = False) -> float:
     from crm.tasks import contact_import_task
 
     actor = get_user_model().objects.get(username="bench_admin")
+    backend_before = backend_cpu()
+    cpu_before = time.process_time()
     started = time.perf_counter()
     data = path.read_bytes()
     if job:
@@ -738,9 +762,12 @@ def run_bulk_import(path: Path, rows: int, *, job: bool = False) -> float:
         report = contacts_import(data=data, file_format="csv", actor=actor)
         totals = (report.created, report.errors[:3], "")
     seconds = time.perf_counter() - started
+    python_cpu = time.process_time() - cpu_before
+    backend_after = backend_cpu()
     if totals[0] != rows or totals[1] or totals[2]:
         sys.exit(f"bulk import of {path.name} went wrong: {totals}")
-    return seconds
+    postgres_cpu = backend_after - backend_before if None not in (backend_before, backend_after) else None
+    return ImportRun(seconds, python_cpu, postgres_cpu)
 
 
 def measure_import(sizes: list[int], runs: int, url: str, budget: float) -> list[tuple[str, bool]]:
@@ -757,23 +784,27 @@ def measure_import(sizes: list[int], runs: int, url: str, budget: float) -> list
         f"{'svc/COPY':>10}{'task/COPY':>10}  target"
     )
     for rows in sizes:
-        figures: dict[str, list[float]] = {k: [] for k in ("service", "task", "copy", "busy_s", "busy_t")}
+        keys = ("service", "task", "copy", "busy_s", "busy_t", "py_s", "pg_s", "py_t", "pg_t")
+        figures: dict[str, list[float]] = {k: [] for k in keys}
         for run in range(runs):
             if figures["service"] and spent + 2 * rows / figures["service"][-1] > budget:
                 say(f"  {rows:,} rows: stopping after {run} run(s), another would pass --import-seconds {budget:g}")
                 break
             path = workdir / f"contacts-{rows}-{run}.csv"
             write_import_csv(path, rows, tag=f"{rows}r{run}{secrets.token_hex(3)}")
-            for name, busy, job in (("service", "busy_s", False), ("task", "busy_t", True)):
+            for name, key, job in (("service", "s", False), ("task", "t", True)):
                 before = cpu_times()
-                seconds = run_bulk_import(path, rows, job=job)
-                figures[busy].append(busy_between(before, cpu_times()))
-                spent += seconds
-                figures[name].append(rows / seconds)
+                measured = run_bulk_import(path, rows, job=job)
+                figures[f"busy_{key}"].append(busy_between(before, cpu_times()))
+                spent += measured.seconds
+                figures[name].append(rows / measured.seconds)
+                figures[f"py_{key}"].append(measured.python_cpu / rows * 1e6)
+                if measured.postgres_cpu is not None:
+                    figures[f"pg_{key}"].append(measured.postgres_cpu / rows * 1e6)
                 delete_imported()
             figures["copy"].append(rows / copy_floor(path, url))
             path.unlink()
-        med = {k: statistics.median(v) for k, v in figures.items()}
+        med = {k: statistics.median(v) if v else float("nan") for k, v in figures.items()}
         ok = min(med["service"], med["task"]) >= TARGET_IMPORT_ROWS_S
         results.append(
             (
@@ -792,6 +823,11 @@ def measure_import(sizes: list[int], runs: int, url: str, budget: float) -> list
             f"task {', '.join(f'{r:,.0f}' for r in figures['task'])}; "
             f"COPY {', '.join(f'{r:,.0f}' for r in figures['copy'])} rows/s"
         )
+        say(
+            f"{'':>8}CPU per row (median): service {med['py_s']:.0f} us Python + {med['pg_s']:.0f} us PostgreSQL; "
+            f"task {med['py_t']:.0f} + {med['pg_t']:.0f} us (the two overlap: the import writes one batch "
+            "while it checks the next)"
+        )
     workdir.rmdir()
     return results
 
@@ -801,7 +837,7 @@ def profile_import(rows: int) -> None:
     write_import_csv(path, rows, tag=f"prof{secrets.token_hex(3)}")
     profiler = cProfile.Profile()
     profiler.enable()
-    seconds = run_bulk_import(path, rows)
+    seconds = run_bulk_import(path, rows).seconds
     profiler.disable()
     delete_imported()
     path.unlink()

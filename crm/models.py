@@ -21,8 +21,19 @@ REFERRAL_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 country_validator = RegexValidator(r"^[A-Za-z]{2}$", _("Use a two-letter ISO 3166 country code."))
 
 
+REFERRAL_CODES = len(REFERRAL_ALPHABET) ** 10
+
+
 def generate_referral_code() -> str:
-    return "".join(secrets.choice(REFERRAL_ALPHABET) for _ in range(10))
+    """Ten characters of REFERRAL_ALPHABET, each uniform and independent: one draw below 31^10
+    written in base 31 (a tenth of the time of ten secrets.choice() calls; imports make one per row)."""
+    number = secrets.randbelow(REFERRAL_CODES)
+    base = len(REFERRAL_ALPHABET)
+    code = []
+    for _position in range(10):
+        number, digit = divmod(number, base)
+        code.append(REFERRAL_ALPHABET[digit])
+    return "".join(code)
 
 
 class FieldConstraintsMixin:

@@ -2,6 +2,7 @@
 of ContactResource at bulk speed, all or nothing, with line numbers and progress."""
 
 import io
+import re
 
 import openpyxl
 import pytest
@@ -11,9 +12,14 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from core.models import AuditLog
 from crm import imports
 from crm.imports import ImportFileError, contacts_import
-from crm.models import Company, Contact, ImportJob, Tag
+from crm.models import REFERRAL_ALPHABET, Company, Contact, ImportJob, Tag
+from crm.services import contact_create
 from crm.tasks import contact_import_task
 from tests.factories import CompanyFactory, ContactFactory, PersonaFactory, TagFactory
+
+postgresql_only = pytest.mark.skipif(
+    "connection.vendor != 'postgresql'", reason="the COPY path is PostgreSQL's; SQLite imports with bulk_create"
+)
 
 
 def run(text: str | bytes, actor, **kwargs):
@@ -89,6 +95,33 @@ def test_upsert_by_phone_then_external_id_and_shared_phone_is_not_guessed(dave):
     assert (reza.email, reza.last_name) == ("reza@example.com", "Karimi")
     assert (shopper.email, shopper.phone.as_e164) == ("new@example.com", "+442079460000")
     assert Contact.objects.filter(last_name="Family").count() == 1
+
+
+@pytest.mark.django_db
+def test_phones_match_the_contacts_as_they_were_when_the_file_started(dave, monkeypatch):
+    # given Mina with one phone and Reza with another
+    mina = ContactFactory(email="mina@example.com", phone="+989121111111", first_name="Mina")
+    reza = ContactFactory(email="reza@example.com", phone="+989122222222", first_name="Reza")
+    monkeypatch.setattr(imports, "BATCH_SIZE", 1)  # each row sees the earlier rows written
+    # when a file gives Mina's phone to Reza, then names the two phones, then a phone it added
+    report = run(
+        "email,phone,first_name\n"
+        "reza@example.com,+989121111111,Reza\n"  # 2: Reza takes Mina's phone
+        ",09121111111,Mina2\n"  # 3: Mina's phone: two contacts have it now, one had it at the start
+        ",09122222222,Reza2\n"  # 4: Reza's old phone: his, at the start
+        "new@example.com,+989123333333,New\n"  # 5: a new contact
+        ",09123333333,Other\n",  # 6: that phone was nobody's at the start: another new contact
+        dave,
+    )
+    # then each phone row matched as it would have at the start of the file
+    assert (report.created, report.updated) == (2, 3), report.errors
+    mina.refresh_from_db()
+    reza.refresh_from_db()
+    assert (mina.first_name, reza.first_name, reza.phone.as_e164) == ("Mina2", "Reza2", "+989122222222")
+    assert sorted(Contact.objects.filter(phone="+989123333333").values_list("first_name", flat=True)) == [
+        "New",
+        "Other",
+    ]
 
 
 @pytest.mark.django_db
@@ -307,6 +340,151 @@ def test_queries_do_not_grow_with_the_number_of_rows(dave, django_assert_max_num
     assert counts[0] == counts[1], counts
 
 
+# --- the COPY path (PostgreSQL) against the model's own writes ---------------------------------------------
+
+# Columns that differ between two contacts by construction: unique values, the moment of writing.
+OWN_COLUMNS = {"id", "email", "external_id", "referral_code", "created_at", "updated_at"}
+HISTORY_OWN_COLUMNS = OWN_COLUMNS | {"history_id", "history_date"}
+
+
+def stored(model, pk_name: str, pk, skip: set[str]) -> dict:
+    """Every column of a row as the database returns it, but `skip`."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname not in skip]
+    return model._base_manager.filter(**{pk_name: pk}).values(*names).get()
+
+
+def tag_names(contact: Contact) -> list[str]:
+    return sorted(contact.tags.values_list("name", flat=True))
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_copy_writes_the_contact_and_history_the_service_writes(alice, dave):
+    # given a company, a persona and a tag
+    acme = CompanyFactory(name="Acme")
+    student = PersonaFactory(name="Student")
+    vip = TagFactory(name="vip")
+    # when Dave imports Sara (COPY) and creates Reza through the service with the same values
+    report = run(
+        "email,external_id,first_name,last_name,phone,company,owner,language,timezone,country,persona,tags,"
+        "attributes\n"
+        "Sara@Example.com,shop-1,سارا,Ahmadi,0912 123 4567,acme,alice,fa,Asia/Tehran,ir,student,vip,"
+        '"{""plan"": ""gold"", ""points"": [1, 2.5, null]}"\n',
+        dave,
+    )
+    assert report.created == 1, report.errors
+    reza = contact_create(
+        actor=dave,
+        source="import",
+        tags=[vip],
+        email="reza@example.com",
+        external_id="shop-2",
+        first_name="سارا",
+        last_name="Ahmadi",
+        phone="+989121234567",
+        company=acme,
+        owner=alice,
+        language="fa",
+        timezone="Asia/Tehran",
+        country="IR",
+        persona=student,
+        attributes={"plan": "gold", "points": [1, 2.5, None]},
+    )
+    sara = Contact.objects.get(email="sara@example.com")
+    # then every other column is the same, and so is the history row
+    assert stored(Contact, "pk", sara.pk, OWN_COLUMNS) == stored(Contact, "pk", reza.pk, OWN_COLUMNS)
+    assert (sara.external_id, sara.source, sara.created_at) == ("shop-1", "import", sara.updated_at)
+    assert re.fullmatch(f"[{REFERRAL_ALPHABET}]{{10}}", sara.referral_code)
+    assert tag_names(sara) == tag_names(reza) == ["vip"]
+    history = Contact.history.model
+    sara_history, reza_history = (h.history.get() for h in (sara, reza))
+    assert stored(history, "history_id", sara_history.history_id, HISTORY_OWN_COLUMNS | {"history_change_reason"}) == (
+        stored(history, "history_id", reza_history.history_id, HISTORY_OWN_COLUMNS | {"history_change_reason"})
+    )
+    assert (sara_history.referral_code, sara_history.history_date) == (sara.referral_code, sara.created_at)
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_copy_and_bulk_create_write_the_same_rows(dave, monkeypatch):
+    # given an existing company, persona and tag, and a file of full rows, rows of defaults and
+    # blanks, a new company and a new tag, in two batches
+    CompanyFactory(name="Acme")
+    PersonaFactory(name="Student")
+    TagFactory(name="vip")
+    monkeypatch.setattr(imports, "BATCH_SIZE", 2)
+    content = (
+        "email,phone,external_id,first_name,last_name,company,owner,language,timezone,country,persona,tags,attributes\n"
+        'lea@example.com,+442079460000,x1,Lea,Cohen,acme,dave,he,Asia/Jerusalem,il,student,vip|new,"{""a"": [true]}"\n'
+        "blank@example.com,,,,,,,,,,,,\n"
+        ",09121234567,x3,  Spaced  ,x,New Co,,ar,,,,,\n"
+    )
+    unique = {"id", "referral_code", "created_at", "updated_at"}
+    history = Contact.history.model
+
+    def import_and_read() -> list[tuple[dict, dict, list[str]]]:
+        assert run(content, dave).created == 3
+        written = []
+        for contact in Contact.objects.filter(source="import").order_by("pk"):
+            row = stored(
+                history, "history_id", contact.history.get().history_id, unique | {"history_id", "history_date"}
+            )
+            written.append((stored(Contact, "pk", contact.pk, unique), row, tag_names(contact)))
+        Contact.objects.filter(source="import").delete()
+        return written
+
+    # when the file is imported through COPY, then, those contacts deleted, through bulk_create
+    copied = import_and_read()
+    monkeypatch.setattr(imports, "COPY_ENABLED", False)
+    created = import_and_read()
+    # then the contacts, their history rows and their tags are the same column for column
+    assert copied == created
+    assert [row["first_name"] for row, _history, _tags in copied] == ["Lea", "", "  Spaced  "]
+    assert Company.objects.filter(name="New Co").count() == 1
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_a_conflict_met_by_copy_is_one_clear_error_and_nothing_is_written(dave, monkeypatch):
+    # given a file whose second batch has an email someone else saves after the file was checked
+    monkeypatch.setattr(imports, "BATCH_SIZE", 2)
+    load = imports.Importer.load
+
+    def load_then_someone_saves(self):
+        load(self)
+        ContactFactory(email="p3@example.com")
+
+    monkeypatch.setattr(imports.Importer, "load", load_then_someone_saves)
+    # when Dave imports it
+    with pytest.raises(ImportFileError, match="Someone changed the same contacts"):
+        run("email,tags\n" + "".join(f"p{i}@example.com,vip\n" for i in range(5)), dave)
+    # then nothing of the file is left, the first batch included
+    assert not Contact.objects.filter(email__in=["p0@example.com", "p1@example.com"]).exists()
+    assert not Contact.history.filter(email="p0@example.com").exists()
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_once_an_import_commits_the_search_indexes_have_nothing_pending(dave, django_capture_on_commit_callbacks):
+    rows = "email,first_name,last_name,phone\n" + "".join(
+        f"p{i}@example.com,Name{i},Family{i},0912{i:07d}\n" for i in range(50)
+    )
+    # an import leaves its search index entries pending (GIN fastupdate) until they are merged
+    with django_capture_on_commit_callbacks(execute=False):
+        run(rows, dave)
+    assert imports.contact_search_indexes_merge() > 0
+    # so once an import commits, they are merged
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        run(rows.replace("@example.com", "@example.org"), dave)
+    assert imports.contact_search_indexes_merge in callbacks
+    assert imports.contact_search_indexes_merge() == 0
+    # a check-only run and a rejected file write nothing and merge nothing
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        run(rows.replace("@example.com", "@example.net"), dave, dry_run=True)
+        run("email\nnot-an-email\n", dave)
+    assert callbacks == []
+
+
 # --- the job and its task --------------------------------------------------------------------------------
 
 
@@ -362,6 +540,21 @@ def test_upload_enqueues_the_task_only_when_the_job_commits(dave, django_capture
     callbacks[0]()
     job.refresh_from_db()
     assert (job.status, Contact.objects.count()) == ("done", 1)
+
+
+@pytest.mark.django_db
+def test_progress_is_written_at_the_start_the_end_and_at_most_once_a_second_between(dave, job_for, monkeypatch):
+    written = []
+    monkeypatch.setattr(imports.ProgressWriter, "write", lambda self, done, total: written.append(done))
+    clock = [100.0]
+    progress = imports.ProgressWriter(job_for(b"email\na@example.com\n", dave).pk, clock=lambda: clock[0])
+    try:
+        for step, done in ((0, 0), (0.4, 2000), (0.7, 4000), (0.6, 6000), (0.5, 8000), (0.1, 10_000)):
+            clock[0] += step
+            progress(done, 10_000)
+    finally:
+        progress.close()
+    assert written == [0, 4000, 8000, 10_000]
 
 
 @pytest.mark.django_db(transaction=True)
