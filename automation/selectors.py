@@ -93,3 +93,25 @@ def stage_workflows() -> list[Workflow]:
 
 def stage_workflows_forget() -> None:
     _stage_workflows.forget()
+
+
+_event_workflows = ShortLived(
+    lambda: list(
+        Workflow.objects.filter(is_active=True, trigger=choices.Trigger.EVENT).exclude(trigger_event="").order_by("pk")
+    )
+)
+
+
+def event_workflows() -> dict[str, list[Workflow]]:
+    """Active event-triggered workflows by event type, read at most every few seconds like
+    stage_workflows: every ingested event asks, and most event types start nothing."""
+    by_type: dict[str, list[Workflow]] = {}
+    for workflow in _event_workflows.get():
+        by_type.setdefault(workflow.trigger_event, []).append(workflow)
+    return by_type
+
+
+def workflows_forget() -> None:
+    """Drop this process's copies of the triggered workflows (a workflow or step changed)."""
+    _stage_workflows.forget()
+    _event_workflows.forget()

@@ -88,6 +88,19 @@ def runs_start_for(*, workflows, contact_id: int) -> list[WorkflowRun]:
     return [run for workflow in workflows if (run := run_start(workflow=workflow, contact=contact)) is not None]
 
 
+def runs_start_many(starts: dict[int, list[Workflow]]) -> list[WorkflowRun]:
+    """Start workflows for many contacts ({contact id: workflows}, in order): the contacts come
+    from one query; each start then checks its re-entry mode as run_start does."""
+    contacts = Contact.objects.in_bulk([contact_id for contact_id, workflows in starts.items() if workflows])
+    runs = []
+    for contact_id, workflows in starts.items():
+        contact = contacts.get(contact_id)
+        if contact is None:
+            continue
+        runs.extend(run for workflow in workflows if (run := run_start(workflow=workflow, contact=contact)) is not None)
+    return runs
+
+
 def runs_claim_due(*, now: datetime | None = None, limit: int = 500) -> list[int]:
     """The beat pass: claim waiting runs whose time came (and runs whose worker vanished),
     skipping rows another pass holds, and mark them queued. The caller enqueues them after commit."""

@@ -157,6 +157,12 @@ def parse_args():
         "--profile", action="store_true", help="cProfile events_ingest on one batch in-process and print it"
     )
     parser.add_argument(
+        "--redis-url",
+        default="",
+        help="serve with REDIS_URL set (cache, throttles and the gathered summaries of small batches in "
+        "Redis, as in production); the Celery broker stays the bench's own filesystem queue (default: none)",
+    )
+    parser.add_argument(
         "--wait-minutes",
         type=float,
         default=40,
@@ -538,6 +544,9 @@ def cleanup(meta: dict) -> str:
     for path in queue_dir().glob("*"):
         path.unlink()
         tasks += 1
+    from journeys.tasks import summaries_pending_forget
+
+    summaries_pending_forget()  # contacts gathered for a drain task the bench removed above
     with connection.cursor() as cursor:
         cursor.execute(
             "VACUUM (ANALYZE) journeys_event, journeys_enrollment, journeys_stagetransition, crm_contact, "
@@ -1205,7 +1214,8 @@ def main() -> None:
     # SAFAR_VAR_DIR: the Celery filesystem broker gets a directory of the bench's own, so the tasks
     # ingestion enqueues reach no worker of anyone else's (they are counted and removed).
     var_dir = Path(tempfile.gettempdir()) / "safar-journeys-bench-var"
-    env = bench_environment(args.database, API_INGEST_RATE="100000000/minute", SAFAR_VAR_DIR=str(var_dir))
+    redis = {"REDIS_URL": args.redis_url, "CELERY_BROKER_URL": "filesystem://localhost//"} if args.redis_url else {}
+    env = bench_environment(args.database, API_INGEST_RATE="100000000/minute", SAFAR_VAR_DIR=str(var_dir), **redis)
     url = env["DATABASE_URL"]
     total_started = time.perf_counter()
     say(f"Safar journeys bench  {time.strftime('%Y-%m-%d %H:%M:%S')}  {os.cpu_count()} CPUs  database {url}")

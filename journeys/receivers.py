@@ -34,12 +34,13 @@ def attribution_on_move(sender, transition, **kwargs):
 def summaries_on_events(sender, events, transitions=(), **kwargs):
     # One task per batch: the touch summaries of the contacts touched, then the credits of the
     # moves the rules made. Ingestion itself writes only the events and the moves.
-    from .tasks import events_summarise_task
+    # Small batches are gathered into one task per second (journeys.tasks.events_summarise_enqueue).
+    from .tasks import events_summarise_enqueue
 
     contact_ids = sorted({event.contact_id for event in events if event.channel})
     transition_ids = sorted(t.pk for t in transitions if t.rule_id is not None)
     if contact_ids or transition_ids:
-        transaction.on_commit(lambda: events_summarise_task.delay(contact_ids, transition_ids))
+        transaction.on_commit(lambda: events_summarise_enqueue(contact_ids, transition_ids))
 
 
 @registry.merge_handlers.register("journeys.summaries")

@@ -18,7 +18,7 @@ from core.services import audit_log_record
 
 from . import choices
 from .models import Enrollment, Event, IngestKey, Journey, Stage, StageRule, StageTransition
-from .signals import stage_changed
+from .signals import stage_changed, stages_entered
 
 
 class InvalidStageMove(DomainError):
@@ -128,6 +128,7 @@ def _send_after_commit(transitions: list[StageTransition]) -> None:
                 enrollment=transition.enrollment,
                 contact_id=transition.enrollment.contact_id,
             )
+        stages_entered.send(sender=StageTransition, transitions=transitions)
 
     transaction.on_commit(send)
 
@@ -415,7 +416,9 @@ def _transitions_insert(transitions: list[StageTransition]) -> None:
     now = timezone.now()
     table = StageTransition._meta.db_table
     for transition in transitions:
-        transition.enrollment_id = transition.enrollment.pk  # enrollments created above have ids now
+        # Enrollments created above have ids now. Assigning the object again (not just the id,
+        # which drops the cached object) spares the receivers of stage_changed a query per move.
+        transition.enrollment = transition.enrollment
         transition.recorded_at = now
     with connection.cursor() as cursor:
         cursor.execute(

@@ -8,3 +8,8 @@ stage_changed = Signal()
 
 # Events were stored. Sent once per ingest call with events (list[Event]).
 events_stored = Signal()
+
+# A batch of moves was made (one manual move, or every move one ingest call's rules made). Sent
+# once per batch, after stage_changed for each move, with transitions (list[StageTransition],
+# enrollment loaded). For receivers that are cheaper set-based than one move at a time.
+stages_entered = Signal()
