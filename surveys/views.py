@@ -140,13 +140,16 @@ def _invitation(request, token: str) -> tuple[Invitation | None, HttpResponse | 
     if nonce is None:
         return None, _problem(request, "unknown", status=404)
     # The contact's erasure is all the page needs of it; the answer is read only once answered.
+    # The nonce is unique: no ORDER BY (first() would add one, and planning the sort costs more
+    # than running the query).
     invitation = (
         Invitation.objects.select_related("survey")
         .annotate(contact_erased_at=F("contact__erased_at"))
         .filter(nonce=nonce)
         .exclude(status__in=[choices.InvitationStatus.SKIPPED, choices.InvitationStatus.FAILED])
-        .first()
+        .order_by()[:1]
     )
+    invitation = next(iter(invitation), None)
     if invitation is None or invitation.contact_erased_at:
         return None, _problem(request, "unknown", status=404)
     if invitation.answered_at is None and invitation.expires_at and invitation.expires_at <= timezone.now():
