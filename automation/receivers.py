@@ -6,6 +6,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from core.caching import forget_on_change
 from crm.models import Contact
 from journeys.signals import events_stored, stages_entered
 
@@ -52,9 +53,7 @@ def stages_entered_(sender, transitions, **kwargs):
 @receiver([post_save, post_delete], sender=Workflow, dispatch_uid="automation.forget_stage_workflows")
 @receiver([post_save, post_delete], sender=WorkflowStep, dispatch_uid="automation.forget_workflows_steps")
 def workflow_changed(sender, **kwargs):
-    # Now, and again after commit: a request in between may have read the old rows again.
-    selectors.workflows_forget()
-    transaction.on_commit(selectors.workflows_forget)
+    forget_on_change(selectors.workflows_forget)
 
 
 @receiver(events_stored, dispatch_uid="automation.events")

@@ -3,6 +3,8 @@
 import time
 from collections.abc import Callable
 
+from django.db import transaction
+
 
 class ShortLived:
     """`get()` runs `load` at most once every `seconds` in this process; `forget()` drops the copy.
@@ -25,3 +27,10 @@ class ShortLived:
 
     def forget(self) -> None:
         self._value = None
+
+
+def forget_on_change(forget: Callable[[], None]) -> None:
+    """For a receiver of a cached table's saves and deletes: forget now, and again after commit,
+    since a request in between may have read the old rows again."""
+    forget()
+    transaction.on_commit(forget)

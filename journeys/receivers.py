@@ -6,6 +6,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from core.caching import forget_on_change
 from crm import registry
 
 from . import selectors, summaries
@@ -59,14 +60,11 @@ def merge_summaries(*, winner, loser, actor) -> None:
 @receiver([post_save, post_delete], sender=StageRule, dispatch_uid="journeys.forget_setup_rule")
 @receiver([post_save, post_delete], sender=Touchpoint, dispatch_uid="journeys.forget_setup_touchpoint")
 def setup_changed(sender, **kwargs):
-    # Now, and again after commit: a request in between may have read the old rows again.
-    selectors.ingest_setup_forget()
-    transaction.on_commit(selectors.ingest_setup_forget)
+    forget_on_change(selectors.ingest_setup_forget)
 
 
 @receiver([post_save, post_delete], sender=IngestKey, dispatch_uid="journeys.forget_ingest_keys")
 def ingest_key_changed(sender, **kwargs):
     from .api.authentication import ingest_keys_forget
 
-    ingest_keys_forget()
-    transaction.on_commit(ingest_keys_forget)
+    forget_on_change(ingest_keys_forget)
