@@ -240,7 +240,7 @@ REST_FRAMEWORK = {
         # Per ingest key; a batch request counts once.
         "ingest": os.environ.get("API_INGEST_RATE", "60000/minute"),
     },
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.UserRateThrottle"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {

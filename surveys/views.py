@@ -9,8 +9,6 @@ import functools
 import logging
 
 from django.conf import settings
-from django.core.cache import caches
-from django.core.cache.backends.redis import RedisCache
 from django.db.models import F
 from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.middleware.csrf import CsrfViewMiddleware
@@ -22,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
 from core.exceptions import DomainError
+from core.throttling import count_hits
 
 from . import choices, services, tokens
 from .models import Invitation, Response
@@ -76,29 +75,6 @@ def public_page(methods: list[str], *, csrf: bool):
     return decorator
 
 
-def _count_hits(keys: list[str], window: int) -> list[int]:
-    """One more hit on each counter (created for `window` seconds); the counts. On Redis, one round
-    trip for all of them (SET NX EX then INCR each, pipelined); elsewhere add and incr."""
-    backend = caches["default"]
-    client = getattr(getattr(backend, "_cache", None), "get_client", None)
-    if isinstance(backend, RedisCache) and client is not None:
-        full = [backend.make_and_validate_key(key) for key in keys]
-        pipe = client(full[0], write=True).pipeline(transaction=False)
-        for key in full:
-            pipe.set(key, 0, ex=window, nx=True)
-            pipe.incr(key)
-        return pipe.execute()[1::2]
-    counts = []
-    for key in keys:
-        backend.add(key, 0, window)
-        try:
-            counts.append(backend.incr(key))
-        except ValueError:  # expired between add and incr
-            backend.add(key, 1, window)
-            counts.append(1)
-    return counts
-
-
 def _throttled(request, nonce: str | None) -> int | None:
     """Seconds to wait when this IP or this link asked too often in the last minute.
     Counters live in the cache (Redis in production), so every process shares them atomically."""
@@ -106,7 +82,7 @@ def _throttled(request, nonce: str | None) -> int | None:
     if nonce:
         checks.append((f"surveys:token:{nonce}", settings.SURVEYS_RATE_PER_TOKEN))
     window = 60
-    counts = _count_hits([key for key, _limit in checks], window)
+    counts = count_hits([key for key, _limit in checks], window)
     if any(count > limit for count, (_key, limit) in zip(counts, checks, strict=True)):
         return window
     return None

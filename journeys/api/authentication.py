@@ -8,6 +8,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, throttling
 
 from core.caching import ShortLived
+from core.throttling import CountingThrottle
 
 from ..models import IngestKey
 
@@ -52,8 +53,8 @@ class IngestKeyAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
 
-class IngestKeyThrottle(throttling.SimpleRateThrottle):
-    """Per key, so one noisy website cannot starve the others."""
+class IngestKeyThrottle(CountingThrottle, throttling.SimpleRateThrottle):
+    """Per key, so one noisy website cannot starve the others; a batch request counts once."""
 
     scope = "ingest"
 

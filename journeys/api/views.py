@@ -5,11 +5,11 @@ from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import action
 from rest_framework.response import Response
-from rest_framework.throttling import UserRateThrottle
 
 from core.api.pagination import CursorPagination
 from core.api.permissions import ModelPermissions
 from core.api.schema import ValidationErrorSerializer
+from core.throttling import UserRateThrottle
 from crm import selectors as crm_selectors
 
 from .. import choices, ingest, services
