@@ -12,7 +12,6 @@ from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from rest_framework import throttling
 
-
 # Django's Redis cache makes a new redis.Redis (a few hundred attribute sets) on every command;
 # the counters keep one per cache client, on the same connection pool.
 _redis_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
