@@ -223,7 +223,10 @@ def contacts_match_refs(refs) -> dict[ContactRef, tuple[int, bool]]:
             ("lower(email)", emails),
             ("phone", phones),
         ):
-            if values:
+            if len(values) == 1:  # one event's contact: a plain value, no array to build and quote
+                parts.append(f"{column} = %s")
+                params.append(values[0])
+            elif values:
                 parts.append(f"{column} = ANY(%s)")
                 params.append(values)
         table = Contact._meta.db_table

@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
+import psycopg
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -22,6 +23,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from phonenumber_field.phonenumber import to_python as to_phone
+from psycopg.types.json import Jsonb
 
 from core.exceptions import DomainError
 from crm import selectors as crm_selectors
@@ -376,38 +378,53 @@ def _event_new(values: dict) -> Event:
     return event
 
 
-# One event: one INSERT from one-element arrays; RETURNING gives its id (none: a duplicate).
+# One event: one INSERT of plain values (no arrays to build and quote); RETURNING gives its id
+# (none: a duplicate).
 _INSERT_ONE = (
     "INSERT INTO {table} (contact_id, type, channel, touchpoint_id, occurred_at, received_at, value, properties, "
-    "source, idempotency_key) "
-    "SELECT u.contact_id, u.type, u.channel, u.touchpoint_id, u.occurred_at, %s, u.value, u.properties::jsonb, %s, "
-    "u.idempotency_key "
-    "FROM unnest(%s::int8[], %s::text[], %s::text[], %s::int8[], %s::timestamptz[], %s::numeric[], %s::text[], "
-    "%s::text[]) AS u(contact_id, type, channel, touchpoint_id, occurred_at, value, properties, idempotency_key) "
+    "source, idempotency_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s) "
     "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id"
 )
-# A batch: binary COPY into a temporary table of the connection, then one INSERT ... SELECT that
-# empties it. COPY costs a fraction of binding 1,000 rows as parameters (bench/README.md).
-_INCOMING = "journeys_event_incoming"
-_INCOMING_COLUMNS = (
+# A batch: binary COPY straight into the table, inside a savepoint. COPY cannot skip a row, so
+# when an idempotency key is already stored (a retried batch) or being stored by a concurrent
+# request, it fails on the unique index, usually at once; the batch then goes through a temporary
+# table and one INSERT ... ON CONFLICT DO NOTHING, which skips those rows. Most batches carry
+# fresh keys, and COPY into the table costs about three quarters of the two steps (bench/README.md).
+_COPY_COLUMNS = (
     ("id", "int8"),
     ("contact_id", "int8"),
     ("type", "text"),
     ("channel", "text"),
     ("touchpoint_id", "int8"),
     ("occurred_at", "timestamptz"),
+    ("received_at", "timestamptz"),
     ("value", "numeric"),
-    ("properties", "text"),
+    ("properties", "jsonb"),
+    ("source", "text"),
     ("idempotency_key", "text"),
 )
+_IDEMPOTENCY_INDEX = "journeys_event_idempotency_key_unique"
+_INCOMING = "journeys_event_incoming"
 _INSERT_INCOMING = (
     f"WITH incoming AS (DELETE FROM {_INCOMING} RETURNING *) "
     "INSERT INTO {table} (id, contact_id, type, channel, touchpoint_id, occurred_at, received_at, value, properties, "
     "source, idempotency_key) "
-    "SELECT id, contact_id, type, channel, touchpoint_id, occurred_at, %s, value, properties::jsonb, %s, "
+    "SELECT id, contact_id, type, channel, touchpoint_id, occurred_at, received_at, value, properties, source, "
     "idempotency_key FROM incoming ORDER BY id "
     "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id"
 )
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+def _copy_rows(cursor, table: str, rows: list[tuple]) -> None:
+    names = ", ".join(name for name, _kind in _COPY_COLUMNS)
+    with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([kind for _name, kind in _COPY_COLUMNS])
+        for row in rows:
+            copy.write_row(row)
 
 
 def _insert_postgresql(pending: list[tuple[_Item, Event]], *, source: str, now) -> dict[str, int]:
@@ -423,16 +440,9 @@ def _insert_postgresql(pending: list[tuple[_Item, Event]], *, source: str, now) 
     events = [event for _item, event in rows]
     with connection.cursor() as cursor:
         if len(rows) == 1:
-            event, properties = events[0], rows[0][0].properties_json
-            cursor.execute(
-                _INSERT_ONE.format(table=table),
-                [now, source]
-                + [
-                    [value]
-                    for value in (event.contact_id, event.type, event.channel, event.touchpoint_id, event.occurred_at)
-                ]
-                + [[event.value], [properties], [event.idempotency_key]],
-            )
+            (item, e) = rows[0]
+            values = (e.contact_id, e.type, e.channel, e.touchpoint_id, e.occurred_at, now, e.value)
+            cursor.execute(_INSERT_ONE.format(table=table), (*values, item.properties_json, source, e.idempotency_key))
             found = cursor.fetchone()
             ids = [found[0] if found else None]
             inserted = set(ids)
@@ -441,16 +451,26 @@ def _insert_postgresql(pending: list[tuple[_Item, Event]], *, source: str, now) 
                 "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(rows)]
             )
             ids = [row[0] for row in cursor.fetchall()]
-            # Every time: a rolled-back transaction takes a table it created with it.
-            columns = ", ".join(f"{name} {kind}" for name, kind in _INCOMING_COLUMNS)
-            cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_INCOMING} ({columns}) ON COMMIT DELETE ROWS")
-            with cursor.copy(f"COPY {_INCOMING} FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types([kind for _name, kind in _INCOMING_COLUMNS])
-                for (item, e), pk in zip(rows, ids, strict=True):
-                    row = (pk, e.contact_id, e.type, e.channel, e.touchpoint_id, e.occurred_at, e.value)
-                    copy.write_row((*row, item.properties_json, e.idempotency_key))
-            cursor.execute(_INSERT_INCOMING.format(table=table), [now, source])
-            inserted = {row[0] for row in cursor.fetchall()}
+            values = []
+            for (item, e), pk in zip(rows, ids, strict=True):
+                properties = Jsonb(item.properties_json, dumps=_as_is)
+                values.append((pk, e.contact_id, e.type, e.channel, e.touchpoint_id, e.occurred_at, now, e.value))
+                values[-1] += (properties, source, e.idempotency_key)
+            try:
+                with transaction.atomic():
+                    _copy_rows(cursor, table, values)
+                inserted = set(ids)
+            except psycopg.errors.UniqueViolation as error:
+                if error.diag.constraint_name != _IDEMPOTENCY_INDEX:
+                    raise
+                # Every time: a rolled-back transaction takes a table it created with it.
+                cursor.execute(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_INCOMING} "
+                    f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                )
+                _copy_rows(cursor, _INCOMING, values)
+                cursor.execute(_INSERT_INCOMING.format(table=table))
+                inserted = {row[0] for row in cursor.fetchall()}
         skipped = []
         for event, pk in zip(events, ids, strict=True):
             if pk is not None and pk in inserted:

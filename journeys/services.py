@@ -333,11 +333,13 @@ def _rules_targets(matches, stages: dict[int, Stage]) -> tuple[set, dict]:
     if connection.vendor == "postgresql":
         # Two arrays instead of an IN list per id: the statement costs the same at 1 or 1,000
         # contacts, and a single event skips the ORM's query building (~1 ms).
+        # One event's contact: a plain value, no array to build and quote.
+        by_contact = "contact_id = %s" if len(contact_ids) == 1 else "contact_id = ANY(%s)"
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT id, contact_id, journey_id, stage_id, status FROM {Enrollment._meta.db_table} "
-                "WHERE contact_id = ANY(%s) AND journey_id = ANY(%s)",
-                [contact_ids, journey_ids],
+                f"WHERE {by_contact} AND journey_id = ANY(%s)",
+                [contact_ids[0] if len(contact_ids) == 1 else contact_ids, journey_ids],
             )
             rows = cursor.fetchall()
     else:

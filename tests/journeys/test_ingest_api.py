@@ -80,6 +80,21 @@ def test_retrying_a_batch_stores_nothing_twice(manager_api):
     assert Event.objects.count() == 5
 
 
+def test_a_batch_partly_stored_before_stores_only_the_new_events(manager_api):
+    # given a batch whose first attempt got through for some of its events
+    ContactFactory(email="a@example.com")
+    items = [{"contact": {"email": "a@example.com"}, "type": "page_view", "idempotency_key": f"k{i}"} for i in range(6)]
+    earlier = manager_api.post(URL, items[1:5:2], format="json")  # k1 and k3
+    # when the whole batch comes again
+    response = manager_api.post(URL, items, format="json")
+    # then the stored keys are duplicates pointing at the earlier events, and the rest are stored
+    statuses = [r["status"] for r in response.data["results"]]
+    assert statuses == ["stored", "duplicate", "stored", "duplicate", "stored", "stored"]
+    assert [response.data["results"][i]["id"] for i in (1, 3)] == [r["id"] for r in earlier.data["results"]]
+    assert Event.objects.count() == 6
+    assert sorted(Event.objects.values_list("idempotency_key", flat=True)) == [f"k{i}" for i in range(6)]
+
+
 def test_batch_over_the_limit_is_413_with_the_limit(manager_api, settings):
     settings.JOURNEYS_MAX_BATCH = 3
     response = manager_api.post(URL, [{"contact": {"id": 1}, "type": "x"}] * 4, format="json")

@@ -1,6 +1,7 @@
 """Small ingest batches (one event a request) share one summaries task: their contacts gather in
 Redis and one drain a second later summarises them all; large batches keep a task of their own."""
 
+import os
 from datetime import UTC, datetime
 
 import pytest
@@ -24,11 +25,27 @@ def published(monkeypatch):
     return sent
 
 
+@pytest.fixture
+def redis_on():
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("gathering small batches needs Redis (REDIS_URL)")
+
+
+@pytest.fixture
+def no_redis(settings):
+    settings.REDIS_URL = ""
+    tasks._redis.cache_clear()
+    yield
+    tasks._redis.cache_clear()
+
+
 def touch(contact, channel="email"):
     return {"contact": {"id": contact.pk}, "type": "email_open", "channel": channel, "occurred_at": NOON.isoformat()}
 
 
-def test_single_events_share_one_drain_that_summarises_them_all(published, django_capture_on_commit_callbacks):
+def test_single_events_share_one_drain_that_summarises_them_all(
+    redis_on, published, django_capture_on_commit_callbacks
+):
     first, second = ContactFactory(), ContactFactory()
     for contact in (first, second, first):
         with django_capture_on_commit_callbacks(execute=True):
@@ -45,7 +62,9 @@ def test_single_events_share_one_drain_that_summarises_them_all(published, djang
     assert ContactTouchSummary.objects.get(contact=second).touches == 2
 
 
-def test_a_drain_run_again_or_with_nothing_pending_changes_nothing(published, django_capture_on_commit_callbacks):
+def test_a_drain_run_again_or_with_nothing_pending_changes_nothing(
+    redis_on, published, django_capture_on_commit_callbacks
+):
     contact = ContactFactory()
     with django_capture_on_commit_callbacks(execute=True):
         events_ingest(items=[touch(contact)], source="api")
@@ -60,3 +79,11 @@ def test_a_large_batch_gets_its_own_task(published, django_capture_on_commit_cal
     with django_capture_on_commit_callbacks(execute=True):
         events_ingest(items=[touch(c) for c in contacts], source="api")
     assert published == [("batch", (sorted(c.pk for c in contacts), []))]
+
+
+def test_without_redis_each_small_batch_gets_its_own_task(no_redis, published, django_capture_on_commit_callbacks):
+    contact = ContactFactory()
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            events_ingest(items=[touch(contact)], source="api")
+    assert published == [("batch", ([contact.pk], []))] * 2
