@@ -295,7 +295,7 @@ def _enrollments_save(enrollments: list[Enrollment]) -> None:
     table = Enrollment._meta.db_table
     enrollments = sorted(enrollments, key=lambda e: e.pk)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and len(enrollments) > 1:
             cursor.execute(
                 f"UPDATE {table} e SET stage_id = u.stage_id, stage_entered_at = u.entered, status = u.status, "
                 "updated_at = u.updated FROM unnest(%s::int8[], %s::int8[], %s::timestamptz[], %s::text[], "
@@ -309,10 +309,13 @@ def _enrollments_save(enrollments: list[Enrollment]) -> None:
                 ],
             )
             return
-        cursor.executemany(
-            f"UPDATE {table} SET stage_id = %s, stage_entered_at = %s, status = %s, updated_at = %s WHERE id = %s",
-            [(e.stage_id, e.stage_entered_at, e.status, e.updated_at, e.pk) for e in enrollments],
-        )
+        # One enrollment (one event's move), or another database: plain values.
+        sql = f"UPDATE {table} SET stage_id = %s, stage_entered_at = %s, status = %s, updated_at = %s WHERE id = %s"
+        rows = [(e.stage_id, e.stage_entered_at, e.status, e.updated_at, e.pk) for e in enrollments]
+        if len(rows) == 1:
+            cursor.execute(sql, rows[0])
+        else:
+            cursor.executemany(sql, rows)
 
 
 def _rule_would_move(rule: StageRule, stage_id: int, status: str, stages: dict[int, Stage]) -> bool:
@@ -358,6 +361,21 @@ def _rules_targets(matches, stages: dict[int, Stage]) -> tuple[set, dict]:
     return wanted, current
 
 
+def _enrollments_lock(ids: list[int]) -> list[Enrollment]:
+    """SELECT ... FOR UPDATE of these enrollments, in id order. On PostgreSQL a fixed statement
+    instead of the ORM's (compiling it cost about as much as running it, for one or two rows)."""
+    if connection.vendor != "postgresql":
+        return list(Enrollment.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+    fields = Enrollment._meta.concrete_fields
+    names = [field.attname for field in fields]
+    columns = ", ".join(field.column for field in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM {Enrollment._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids]
+        )
+        return [Enrollment.from_db(connection.alias, names, row) for row in cursor.fetchall()]
+
+
 def _rules_write(matches, setup, wanted: set, current: dict) -> list[StageTransition]:
     stages = setup.stages
     # Lock the rows alone (one lock order for every writer: no deadlocks between batches), with
@@ -365,7 +383,7 @@ def _rules_write(matches, setup, wanted: set, current: dict) -> list[StageTransi
     locked_ids = sorted(current[key][0] for key in wanted if key in current)
     enrollments = {}
     if locked_ids:
-        for enrollment in Enrollment.objects.select_for_update().filter(pk__in=locked_ids).order_by("pk"):
+        for enrollment in _enrollments_lock(locked_ids):
             if enrollment.stage_id not in stages:  # a stage newer than this process's copy
                 enrollment.stage = Stage.objects.select_related("journey").get(pk=enrollment.stage_id)
             else:
@@ -422,7 +440,21 @@ def _transitions_insert(transitions: list[StageTransition]) -> None:
         # which drops the cached object) spares the receivers of stage_changed a query per move.
         transition.enrollment = transition.enrollment
         transition.recorded_at = now
+    columns = (
+        "enrollment_id, journey_id, from_stage_id, to_stage_id, at, recorded_at, source, actor_id, reason, event_id, "
+        "rule_id, is_backward"
+    )
     with connection.cursor() as cursor:
+        if len(transitions) == 1:  # one event's move: plain values, and the id from RETURNING
+            t = transitions[0]
+            values = (t.enrollment_id, t.journey_id, t.from_stage_id, t.to_stage_id, t.at, now, t.source, t.actor_id)
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * 12)}) RETURNING id",
+                (*values, t.reason, t.event_id, t.rule_id, t.is_backward),
+            )
+            t.pk = cursor.fetchone()[0]
+            t._state.adding = False
+            return
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(transitions)]
         )
