@@ -35,7 +35,9 @@ def events_summarise_enqueue(contact_ids: list[int], transition_ids: list[int]) 
     if client is not None and len(contact_ids) + len(transition_ids) <= COALESCE_MAX:
         members = [f"c{pk}" for pk in contact_ids] + [f"t{pk}" for pk in transition_ids]
         try:
-            with client.pipeline() as pipe:
+            # No MULTI/EXEC: whatever a drain does between the two, a member added is taken by a
+            # later rename, or the SET finds no mark and schedules a drain that will take it.
+            with client.pipeline(transaction=False) as pipe:
                 pipe.sadd(_PENDING, *members)
                 pipe.set(_SCHEDULED, 1, nx=True, ex=60)  # expires: a lost drain task is retried
                 _added, first = pipe.execute()
