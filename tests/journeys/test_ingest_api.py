@@ -654,3 +654,42 @@ def test_a_batch_costs_a_bounded_number_of_queries_whatever_its_size(manager_api
     assert response.data["stored"] == size
     assert Enrollment.objects.count() == size
     assert StageTransition.objects.filter(source="rule").count() == size
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "sara@example.com",
+        "sara.o'neil+tag@mail.example.co.uk",
+        '"quoted user"@example.com',
+        "user@[192.168.0.1]",
+        "user@[IPv6:2001:db8::1]",
+        "user@[300.1.1.1]",
+        "user@localhost",
+        "user@example",
+        "user@-example.com",
+        "user@example..com",
+        "user@exämple.ir",
+        "two@@example.com",
+        "no-at-sign.example.com",
+        "spaces in@example.com",
+        "trailing.dot.@example.com",
+        "a" * 310 + "@example.com",
+    ],
+)
+def test_contact_emails_are_accepted_exactly_when_the_contact_form_would_accept_them(manager_api, email):
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    try:
+        validate_email(email)
+        valid = True
+    except ValidationError:
+        valid = False
+
+    response = manager_api.post(URL, {"contact": {"email": email}, "type": "page_view"}, format="json")
+
+    if valid:
+        assert response.status_code == 201, response.data
+    else:
+        assert response.status_code == 400 and "email" in response.data["contact"], response.data
