@@ -82,6 +82,28 @@ def celery_eager():
     app.conf.task_always_eager, app.conf.task_eager_propagates = saved
 
 
+@pytest.fixture
+def redis_cache(settings):
+    """The production cache, Redis (REDIS_URL; skipped without it), under a prefix of this test's
+    own, since other runs share the server. Yields the cache backend."""
+    import os
+    import uuid
+
+    from django.core.cache import caches
+
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        pytest.skip("REDIS_URL is not set")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        }
+    }
+    yield caches["default"]
+
+
 @pytest.fixture(autouse=True)
 def _empty_cache():
     """Rate-limit counters and other cached values never leak from one test into the next."""

@@ -1,8 +1,5 @@
 """API rate limits: per ingest key and per user, counted in the shared cache, 429 with Retry-After."""
 
-import os
-import uuid
-
 import pytest
 from rest_framework.test import APIClient
 
@@ -84,20 +81,8 @@ def test_users_are_limited_per_user(api, dave, clock, user_rate):
     assert other.get(URL).status_code == 200
 
 
-def test_on_redis_a_key_s_counter_is_one_number_that_expires_with_its_minute(dave, clock, settings, monkeypatch):
+def test_on_redis_a_key_s_counter_is_one_number_that_expires_with_its_minute(dave, clock, redis_cache, monkeypatch):
     """The production cache: what a key's requests leave in Redis is a counter, not a history."""
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        pytest.skip("REDIS_URL is not set")
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": redis_url,
-            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",  # other runs share this Redis
-        }
-    }
-    from django.core.cache import caches
-
     monkeypatch.setattr(IngestKeyThrottle, "THROTTLE_RATES", {"ingest": "60000/minute"})
     key, raw = journeys_services.ingest_key_create(name="Website", actor=dave)
     website = APIClient()
@@ -105,9 +90,8 @@ def test_on_redis_a_key_s_counter_is_one_number_that_expires_with_its_minute(dav
 
     assert [website.post(URL, event(n)).status_code for n in range(5)] == [201] * 5
 
-    backend = caches["default"]
-    redis = backend._cache.get_client()
-    name = backend.make_and_validate_key(f"throttle_ingest_{key.pk}:{int(clock[0] // 60)}")
+    redis = redis_cache._cache.get_client()
+    name = redis_cache.make_and_validate_key(f"throttle_ingest_{key.pk}:{int(clock[0] // 60)}")
     assert redis.get(name) == b"5"
     assert 0 < redis.ttl(name) <= 60
     redis.delete(name)

@@ -201,34 +201,18 @@ def test_a_comment_after_a_one_click_score_reaches_the_follow_up_either_way(
 
 
 def test_the_throttle_on_redis_counts_the_ip_and_the_link_in_one_round_trip(
-    client, nps, settings, django_capture_on_commit_callbacks
+    client, nps, settings, redis_cache, django_capture_on_commit_callbacks
 ):
     """The production cache: the counters expire with their window, and 429 comes at the limit."""
-    import os
-    import uuid
-
-    from django.core.cache import caches
-
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        pytest.skip("REDIS_URL is not set")
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": redis_url,
-            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",  # other runs share this Redis
-        }
-    }
     settings.SURVEYS_RATE_PER_TOKEN = 3
     settings.SURVEYS_RATE_PER_IP = 4
     invitation = sent_invitation(nps, ContactFactory(), django_capture_on_commit_callbacks)
     other = sent_invitation(nps, ContactFactory(), django_capture_on_commit_callbacks)
     assert [client.get(url(invitation)).status_code for _ in range(4)] == [200, 200, 200, 429]
     assert client.get(url(other)).status_code == 429  # the IP's fifth request in the minute
-    backend = caches["default"]
-    ttl = backend._cache.get_client().ttl(backend.make_and_validate_key(f"surveys:token:{invitation.nonce}"))
+    ttl = redis_cache._cache.get_client().ttl(redis_cache.make_and_validate_key(f"surveys:token:{invitation.nonce}"))
     assert 0 < ttl <= 60
-    backend.delete_many([f"surveys:token:{i.nonce}" for i in (invitation, other)] + ["surveys:ip:127.0.0.1"])
+    redis_cache.delete_many([f"surveys:token:{i.nonce}" for i in (invitation, other)] + ["surveys:ip:127.0.0.1"])
 
 
 def test_a_contact_erased_before_the_closed_loop_gets_no_ticket(nps, django_capture_on_commit_callbacks):
