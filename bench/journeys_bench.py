@@ -59,6 +59,7 @@ INGEST_EXTERNAL = "bench-ingest-"  # the same, named by external id (--refs id)
 KEY_NAME = "journeys-bench"
 META_KEY = "journeys_seed"
 EVENTS_URL = "/api/v1/events/"
+MINIMAL_URL = "/bench/minimal-event/"  # bench/bench_urls.py
 FUNNEL_URL = "/api/v1/journeys/{journey}/funnel/"
 ATTRIBUTION_URL = "/api/v1/journeys/{journey}/attribution/"
 SUMMARY_COMMAND = "journeys_rebuild_summaries"
@@ -961,6 +962,9 @@ def measure_single(args, server, meta: dict, emails: list[str]) -> list[Row]:
         return status == 200, elapsed, f"bare {status}"
 
     figures = {k: [] for k in ("bare_rps", "bare_p50", "bare_p95", "rps", "p50", "p95", "ratio", "p95_ratio")}
+    figures.update({k: [] for k in ("min_rps", "min_p50", "min_p95", "min_ratio")})
+    contact_ids = known_emails("id")
+    minimal_rng = random.Random(4999)
     for run in range(args.runs):
         key = new_key()
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
@@ -976,6 +980,26 @@ def measure_single(args, server, meta: dict, emails: list[str]) -> list[Row]:
         ]
         bodies = [[json.dumps(m.item()).encode() for _ in range(int(args.single_seconds * 600))] for m in makers]
 
+        minimal_bodies = [
+            [
+                json.dumps(
+                    {
+                        "contact_id": minimal_rng.choice(contact_ids),
+                        "type": "page_view",
+                        "occurred_at": datetime.now(UTC).isoformat(),
+                        "idempotency_key": uuid.uuid4().hex,
+                    }
+                ).encode()
+                for _ in range(int(args.single_seconds * 1500))
+            ]
+            for _ in range(args.single_clients)
+        ]
+
+        def minimal(client, index, n, bodies=minimal_bodies):
+            json_body = {"Content-Type": "application/json"}
+            status, body, elapsed = client.request("POST", MINIMAL_URL, json_body, bodies[index][n])
+            return status == 201, elapsed, f"minimal event {status}: {body[:300]!r}"
+
         def event(client, index, n, bodies=bodies, headers=headers):
             status, body, elapsed = client.request("POST", EVENTS_URL, headers, bodies[index][n])
             return status == 201, elapsed, f"event {status}: {body[:300]!r}"
@@ -988,6 +1012,10 @@ def measure_single(args, server, meta: dict, emails: list[str]) -> list[Row]:
         figures["bare_rps"].append(count / wall)
         figures["bare_p50"].append(percentile(ms, 50))
         figures["bare_p95"].append(percentile(ms, 95))
+        count, wall, ms = hammer(server.port, args.single_clients, args.single_seconds, minimal)
+        figures["min_rps"].append(count / wall)
+        figures["min_p50"].append(percentile(ms, 50))
+        figures["min_p95"].append(percentile(ms, 95))
         count, wall, ms = hammer(server.port, args.single_clients, args.single_seconds, event)
         busy.during.append(busy_between(before, cpu_times()))
         figures["rps"].append(count / wall)
@@ -995,11 +1023,13 @@ def measure_single(args, server, meta: dict, emails: list[str]) -> list[Row]:
         figures["p95"].append(percentile(ms, 95))
         figures["ratio"].append(figures["rps"][-1] / figures["bare_rps"][-1])
         figures["p95_ratio"].append(figures["p95"][-1] / figures["bare_p95"][-1])
+        figures["min_ratio"].append(figures["min_rps"][-1] / figures["bare_rps"][-1])
         say(
             f"  run {run + 1}/{args.runs}: event {figures['rps'][-1]:,.0f} req/s p50 {figures['p50'][-1]:.1f} ms "
             f"p95 {figures['p95'][-1]:.1f} ms; bare {figures['bare_rps'][-1]:,.0f} req/s p50 "
             f"{figures['bare_p50'][-1]:.1f} ms p95 {figures['bare_p95'][-1]:.1f} ms; ratio "
-            f"{figures['ratio'][-1]:.2f}; busy {busy.during[-1]:.0f}%"
+            f"{figures['ratio'][-1]:.2f}; minimal DRF event {figures['min_rps'][-1]:,.0f} req/s p95 "
+            f"{figures['min_p95'][-1]:.1f} ms ({figures['min_ratio'][-1]:.2f}x bare); busy {busy.during[-1]:.0f}%"
         )
         say("  " + cleanup(meta))
     med = {k: statistics.median(v) for k, v in figures.items()}
@@ -1011,6 +1041,15 @@ def measure_single(args, server, meta: dict, emails: list[str]) -> list[Row]:
             f"{med['ratio']:.2f}x",
             f">= {TARGET_SINGLE_REQ_S} req/s",
             med["rps"] >= TARGET_SINGLE_REQ_S,
+            busy.text(),
+        ),
+        Row(
+            "floor: minimal DRF event (serializer, INSERT, commit)",
+            f"{med['min_rps']:,.0f} req/s, p95 {med['min_p95']:.1f} ms",
+            f"{med['bare_rps']:,.0f} req/s bare",
+            f"{med['min_ratio']:.2f}x",
+            f"ours: {med['rps'] / med['min_rps']:.2f}x of it",
+            None,
             busy.text(),
         ),
         Row(
