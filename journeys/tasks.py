@@ -1,12 +1,12 @@
 """Celery tasks of journeys. Each takes ids, fetches, and calls a service."""
 
 import contextlib
-import functools
 import logging
 
 import redis
 from celery import shared_task
-from django.conf import settings
+
+from core.redis import redis_client
 
 from . import summaries
 from .models import StageTransition
@@ -23,15 +23,9 @@ _PENDING = "safar:journeys:summaries:pending"  # members "c<contact id>" and "t<
 _SCHEDULED = "safar:journeys:summaries:scheduled"
 
 
-@functools.cache
-def _redis() -> redis.Redis | None:
-    url = settings.REDIS_URL
-    return redis.Redis.from_url(url) if url.startswith(("redis://", "rediss://")) else None
-
-
 def events_summarise_enqueue(contact_ids: list[int], transition_ids: list[int]) -> None:
     """After a batch of events commits: summarise its contacts and credit its moves, in a task."""
-    client = _redis()
+    client = redis_client()
     if client is not None and len(contact_ids) + len(transition_ids) <= COALESCE_MAX:
         members = [f"c{pk}" for pk in contact_ids] + [f"t{pk}" for pk in transition_ids]
         try:
@@ -73,7 +67,7 @@ def events_summarise_pending_task(self) -> int:
     """Summarise what small batches gathered (events_summarise_enqueue). The set is renamed to a
     key of this task first, so additions meanwhile go to a fresh set and a fresh drain, and a
     redelivered task (acks late) finds its own set again."""
-    client = _redis()
+    client = redis_client()
     if client is None:
         return 0
     working = f"{_PENDING}:{self.request.id}"
@@ -90,7 +84,7 @@ def events_summarise_pending_task(self) -> int:
 
 def summaries_pending_forget() -> None:
     """Drop what small batches gathered and any scheduled mark (the bench, after removing its tasks)."""
-    client = _redis()
+    client = redis_client()
     if client is not None:
         client.delete(_PENDING, _SCHEDULED)
 

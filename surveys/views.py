@@ -9,7 +9,6 @@ import functools
 import logging
 
 from django.conf import settings
-from django.db.models import F
 from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
@@ -22,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from core.exceptions import DomainError
 from core.throttling import count_hits
 
-from . import choices, services, tokens
+from . import selectors, services, tokens
 from .models import Invitation, Response
 
 security_log = logging.getLogger("django.security.csrf")
@@ -116,16 +115,7 @@ def _invitation(request, token: str) -> tuple[Invitation | None, HttpResponse | 
     if nonce is None:
         return None, _problem(request, "unknown", status=404)
     # The contact's erasure is all the page needs of it; the answer is read only once answered.
-    # The nonce is unique: no ORDER BY (first() would add one, and planning the sort costs more
-    # than running the query).
-    invitation = (
-        Invitation.objects.select_related("survey")
-        .annotate(contact_erased_at=F("contact__erased_at"))
-        .filter(nonce=nonce)
-        .exclude(status__in=[choices.InvitationStatus.SKIPPED, choices.InvitationStatus.FAILED])
-        .order_by()[:1]
-    )
-    invitation = next(iter(invitation), None)
+    invitation = selectors.invitation_for_page(nonce=nonce)
     if invitation is None or invitation.contact_erased_at:
         return None, _problem(request, "unknown", status=404)
     if invitation.answered_at is None and invitation.expires_at and invitation.expires_at <= timezone.now():
@@ -158,8 +148,7 @@ def answer(request, token: str):
         return problem
     language = invitation.language
     if request.method == "GET":
-        if invitation.opened_at is None:
-            Invitation.objects.filter(pk=invitation.pk, opened_at__isnull=True).update(opened_at=timezone.now())
+        services.invitation_opened(invitation=invitation)
         return _page(request, "surveys/answer.html", _answer_context(invitation), language=language)
     try:
         with translation.override(language):

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from core.redis import redis_client
 from journeys import tasks
 from journeys.ingest import events_ingest
 from journeys.models import ContactTouchSummary
@@ -34,9 +35,9 @@ def redis_on():
 @pytest.fixture
 def no_redis(settings):
     settings.REDIS_URL = ""
-    tasks._redis.cache_clear()
+    redis_client.cache_clear()
     yield
-    tasks._redis.cache_clear()
+    redis_client.cache_clear()
 
 
 def touch(contact, channel="email"):

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from core.redis import redis_client
 from surveys import choices, metrics, summaries
 from surveys.models import Invitation, Response, Survey
 from tickets import services as ticket_services
@@ -68,3 +69,16 @@ def day(d: int, hour: int = 12) -> datetime:
 @pytest.fixture
 def survey_factory(db):
     return make_survey
+
+
+@pytest.fixture(autouse=True)
+def no_closed_loop_drain_mark():
+    """With Redis, the first answer since the last closed-loop drain schedules the next one
+    (surveys.tasks.response_close_loop_enqueue); a mark left by another process using this Redis
+    (a bench, a test run stopped before its drain ran) would keep the tests' answers from it."""
+    from surveys import tasks
+
+    redis_client.cache_clear()
+    tasks.loop_drain_forget()
+    yield
+    redis_client.cache_clear()
