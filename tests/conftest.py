@@ -83,6 +83,17 @@ def celery_eager():
 
 
 @pytest.fixture
+def no_redis(settings):
+    """REDIS_URL unset, as in the README's default set-up: the apps' Redis client is None."""
+    from core.redis import redis_client
+
+    settings.REDIS_URL = ""
+    redis_client.cache_clear()
+    yield
+    redis_client.cache_clear()
+
+
+@pytest.fixture
 def redis_cache(settings):
     """The production cache, Redis (REDIS_URL; skipped without it), under a prefix of this test's
     own, since other runs share the server. Yields the cache backend."""

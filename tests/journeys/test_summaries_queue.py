@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.redis import redis_client
 from journeys import tasks
 from journeys.ingest import events_ingest
 from journeys.models import ContactTouchSummary
@@ -30,14 +29,6 @@ def published(monkeypatch):
 def redis_on():
     if not os.environ.get("REDIS_URL"):
         pytest.skip("gathering small batches needs Redis (REDIS_URL)")
-
-
-@pytest.fixture
-def no_redis(settings):
-    settings.REDIS_URL = ""
-    redis_client.cache_clear()
-    yield
-    redis_client.cache_clear()
 
 
 def touch(contact, channel="email"):
@@ -82,7 +73,7 @@ def test_a_large_batch_gets_its_own_task(published, django_capture_on_commit_cal
     assert published == [("batch", (sorted(c.pk for c in contacts), []))]
 
 
-def test_without_redis_each_small_batch_gets_its_own_task(no_redis, published, django_capture_on_commit_callbacks):
+def test_no_redis_each_small_batch_gets_its_own_task(no_redis, published, django_capture_on_commit_callbacks):
     contact = ContactFactory()
     for _ in range(2):
         with django_capture_on_commit_callbacks(execute=True):

@@ -82,3 +82,14 @@ def no_closed_loop_drain_mark():
     tasks.loop_drain_forget()
     yield
     redis_client.cache_clear()
+
+
+@pytest.fixture
+def nps(db):
+    """The seeded NPS survey, switched on."""
+    from surveys.models import Survey
+
+    survey = Survey.objects.get(name="NPS after purchase")
+    survey.is_active = True
+    survey.save()
+    return survey

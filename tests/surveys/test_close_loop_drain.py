@@ -9,19 +9,11 @@ import pytest
 from core.redis import redis_client
 from journeys.models import Event
 from surveys import services, tasks, tokens
-from surveys.models import Response, Survey
+from surveys.models import Response
 from tests.factories import ContactFactory
 from tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def nps(db):
-    survey = Survey.objects.get(name="NPS after purchase")
-    survey.is_active = True
-    survey.save()
-    return survey
 
 
 @pytest.fixture
@@ -43,14 +35,6 @@ def with_redis(settings):
     tasks.loop_drain_forget()
     yield redis_client()
     tasks.loop_drain_forget()
-    redis_client.cache_clear()
-
-
-@pytest.fixture
-def without_redis(settings):
-    settings.REDIS_URL = ""
-    redis_client.cache_clear()
-    yield
     redis_client.cache_clear()
 
 
@@ -120,8 +104,8 @@ def test_with_redis_a_lost_drain_is_scheduled_again_once_its_mark_expires(
     assert Ticket.objects.filter(channel="survey").count() == 2
 
 
-def test_without_redis_each_answer_publishes_its_own_task(
-    client, nps, without_redis, published, django_capture_on_commit_callbacks
+def test_no_redis_each_answer_publishes_its_own_task(
+    client, nps, no_redis, published, django_capture_on_commit_callbacks
 ):
     capture = django_capture_on_commit_callbacks
     invitations = [sent_invitation(nps, ContactFactory(), capture) for _ in range(3)]
@@ -143,7 +127,7 @@ def test_when_redis_fails_each_answer_publishes_its_own_task(
     assert published == [a.pk for a in answers]
 
 
-def test_without_redis_the_task_closes_the_loop_once(client, nps, without_redis, django_capture_on_commit_callbacks):
+def test_no_redis_the_task_closes_the_loop_once(client, nps, no_redis, django_capture_on_commit_callbacks):
     contact = ContactFactory()
     capture = django_capture_on_commit_callbacks
     answer = post_answer(client, sent_invitation(nps, contact, capture), 5, capture)  # tasks run eagerly

@@ -14,14 +14,6 @@ from tickets import services as ticket_services
 from tickets.models import Ticket
 
 
-@pytest.fixture
-def nps(db):
-    survey = Survey.objects.get(name="NPS after purchase")
-    survey.is_active = True
-    survey.save()
-    return survey
-
-
 def sent_invitation(survey, contact, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         invitation = services.invitation_create(survey=survey, contact=contact)
