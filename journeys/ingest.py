@@ -293,9 +293,11 @@ def clean_item(
 def events_ingest(*, items: list, source: str, actor=None, apply_rules: bool = True) -> list[ItemResult]:
     """Store a batch of raw event dicts; return one result per item, in order.
 
-    One transaction: contacts found (one query) or created (one statement), events inserted in
-    one statement that skips stored idempotency keys, stage rules applied set-based
-    (services.rules_apply). The touch summaries are kept after commit (journeys.receivers)."""
+    Contacts are found (one query) or created (one statement, committed at once when the caller
+    holds no transaction: a person seen once exists even if storing the events then fails). Then
+    one transaction: events inserted in one statement that skips stored idempotency keys, stage
+    rules applied set-based (services.rules_apply). The touch summaries are kept after commit
+    (journeys.receivers)."""
     now = timezone.now()
     latest = now + services.future_skew()
     setup = selectors.ingest_setup()
@@ -313,13 +315,19 @@ def events_ingest(*, items: list, source: str, actor=None, apply_rules: bool = T
     transitions = []
     for attempt in range(3):
         try:
+            # Contacts first, before the events' transaction: new ones are created and committed
+            # at once (in the caller's transaction, if there is one), so a concurrent batch naming
+            # the same new person waits for that short commit, not for this whole batch.
+            outcome: list[ItemResult] = []
+            contact_ids = _resolve_contacts(valid, outcome, actor=actor)
             with transaction.atomic():
-                stored, outcome = _store(valid, source=source, actor=actor, now=now)
+                stored = _store(valid, contact_ids, outcome, source=source, now=now)
                 transitions = services.rules_apply(stored) if apply_rules and stored else []
             break
         except IntegrityError:
-            # A concurrent request created the same contact (or, off PostgreSQL, stored the same
-            # idempotency key) between our read and our write; the next attempt sees its rows.
+            # Off PostgreSQL, a concurrent request stored the same idempotency key between our
+            # read and our write; or a contact found above was merged away before our commit
+            # (its foreign keys are checked then). The next attempt sees the new rows.
             if attempt == 2:
                 raise
     for result in outcome:
@@ -329,9 +337,10 @@ def events_ingest(*, items: list, source: str, actor=None, apply_rules: bool = T
     return results
 
 
-def _store(valid: list[_Item], *, source: str, actor, now) -> tuple[list[Event], list[ItemResult]]:
-    outcome: list[ItemResult] = []
-    contact_ids = _resolve_contacts(valid, outcome, actor=actor)
+def _store(
+    valid: list[_Item], contact_ids: dict[int, int], outcome: list[ItemResult], *, source: str, now
+) -> list[Event]:
+    """Insert the events of the resolved items; each item's result goes into `outcome`."""
     seen_in_batch: dict[str, tuple[_Item, Event]] = {}
     repeats: list[tuple[ItemResult, str]] = []
     pending: list[tuple[_Item, Event]] = []
@@ -365,7 +374,7 @@ def _store(valid: list[_Item], *, source: str, actor, now) -> tuple[list[Event],
             outcome.append(ItemResult(item.index, "stored", event_id=event.pk, contact_id=event.contact_id))
     for result, key in repeats:
         result.event_id = seen_in_batch[key][1].pk
-    return stored, outcome
+    return stored
 
 
 # Every column an event has; the optional ones (touchpoint, value, idempotency key) default to NULL.
@@ -537,10 +546,43 @@ def _resolve_contacts(valid: list[_Item], outcome: list[ItemResult], *, actor) -
             pending_by_identity.setdefault(identity, slot)
         waiting.append((item, slot))
     if to_create:
-        created = crm_services.contacts_create_for_refs(rows=to_create, source=ContactSource.EVENT, actor=actor)
+        found = _contacts_create(to_create, waiting, actor=actor)
         for item, slot in waiting:
-            resolved[item.index] = created[slot].pk
+            contact_id, erased = found[slot]
+            if erased:
+                outcome.append(ItemResult(item.index, "rejected", errors={"contact": [_("This contact was erased.")]}))
+            else:
+                resolved[item.index] = contact_id
     return resolved
+
+
+def _contacts_create(rows: list[dict], waiting: list[tuple[_Item, int]], *, actor) -> list[tuple[int, bool]]:
+    """(contact id, erased?) for each row of new contacts, created here. When a concurrent batch
+    created one of them first, the insert waits for that batch's commit and fails on the unique
+    index; the savepoint is rolled back, the rows are looked up again and only the rest created,
+    instead of the whole batch starting over (a new person's events often straddle two batches)."""
+    found: list[tuple[int, bool] | None] = [None] * len(rows)
+    for attempt in range(3):
+        missing = [slot for slot, value in enumerate(found) if value is None]
+        try:
+            created = crm_services.contacts_create_for_refs(
+                rows=[rows[slot] for slot in missing], source=ContactSource.EVENT, actor=actor
+            )
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            refs = {slot: [] for slot in missing}
+            for item, slot in waiting:
+                if slot in refs:
+                    refs[slot].append(item.ref)
+            matches = crm_selectors.contacts_match_refs({ref for slot_refs in refs.values() for ref in slot_refs})
+            for slot, slot_refs in refs.items():
+                found[slot] = next((matches[ref] for ref in slot_refs if ref in matches), None)
+            continue
+        for slot, contact in zip(missing, created, strict=True):
+            found[slot] = (contact.pk, False)
+        break
+    return found
 
 
 def body_too_large(content_length) -> bool:

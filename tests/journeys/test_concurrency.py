@@ -186,3 +186,51 @@ def test_rules_racing_to_enroll_one_contact_enroll_them_once(root):
     # forward-only rules: entered at trial then on to customer, or at customer straight away
     assert [row.to_stage.slug for row in rows] in (["trial", "customer"], ["customer"])
     assert enrollment.stage.slug == "customer"
+
+
+def test_a_batch_naming_a_person_another_request_is_creating_uses_that_contact(root):
+    # given another request that has created a person and not yet committed
+    created, release = threading.Event(), threading.Event()
+
+    def other_request(_i):
+        from django.db import transaction
+
+        with transaction.atomic():
+            contact = ContactFactory(email="shared@example.com", first_name="First")
+            created.set()
+            release.wait(timeout=20)
+        return contact.pk
+
+    def batch(_i):
+        created.wait(timeout=10)
+        items = [
+            {"contact": {"email": "shared@example.com", "first_name": "Second"}, "type": "conc_open"},
+            {"contact": {"email": "fresh@example.com"}, "type": "conc_open"},
+            {"contact": {"email": "shared@example.com"}, "type": "conc_click"},
+        ]
+        return post_as(root, items)
+
+    def waiter(_i):
+        # when the batch naming the same person waits on it, the other request commits
+        created.wait(timeout=10)
+        with connection.cursor() as cursor:
+            for _ in range(200):
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                if cursor.fetchone()[0]:
+                    break
+                threading.Event().wait(0.05)
+        release.set()
+
+    outcomes = run_together(lambda i: (other_request, batch, waiter)[i](i), n=3)
+
+    # then the batch stored every event, the shared person's on the contact the other request made
+    assert not any(isinstance(o, Exception) for o in outcomes), outcomes
+    first_pk, (status, body), _ = outcomes
+    assert status == 200, body
+    assert [r["status"] for r in body["results"]] == ["stored", "stored", "stored"]
+    shared, fresh = Contact.objects.get(email="shared@example.com"), Contact.objects.get(email="fresh@example.com")
+    assert shared.pk == first_pk and shared.first_name == "First"
+    assert [r["contact"] for r in body["results"]] == [shared.pk, fresh.pk, shared.pk]
+    assert Contact.objects.count() == 2
+    assert fresh.history.count() == 1
+    assert Event.objects.filter(contact=shared).count() == 2
