@@ -138,6 +138,11 @@ def _email_domain_valid(domain: str) -> bool:
     return domain in validate_email.domain_allowlist or validate_email.validate_domain_part(domain)
 
 
+# Django's user-part pattern, compiled here once: through its lazy wrapper every match paid an
+# attribute lookup on a proxy object (5% of a bulk request's CPU in a py-spy profile).
+_email_user_match = re.compile(validate_email.user_regex.pattern, validate_email.user_regex.flags).match
+
+
 @lru_cache(maxsize=65_536)
 def _email_valid(email: str) -> bool:
     """Django's email validator (django.core.validators.EmailValidator.__call__, step by step),
@@ -146,7 +151,7 @@ def _email_valid(email: str) -> bool:
     if not email or "@" not in email or len(email) > 320:
         return False
     user, domain = email.rsplit("@", 1)
-    return bool(validate_email.user_regex.match(user)) and _email_domain_valid(domain)
+    return bool(_email_user_match(user)) and _email_domain_valid(domain)
 
 
 def _clean_contact(value, errors: dict) -> tuple[ContactRef | None, dict]:
