@@ -7,10 +7,11 @@ one left (the seeded journeys may be gone), and event types no seeded rule knows
 
 import itertools
 import threading
+import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -193,8 +194,6 @@ def test_a_batch_naming_a_person_another_request_is_creating_uses_that_contact(r
     created, release = threading.Event(), threading.Event()
 
     def other_request(_i):
-        from django.db import transaction
-
         with transaction.atomic():
             contact = ContactFactory(email="shared@example.com", first_name="First")
             created.set()
@@ -218,7 +217,7 @@ def test_a_batch_naming_a_person_another_request_is_creating_uses_that_contact(r
                 cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
                 if cursor.fetchone()[0]:
                     break
-                threading.Event().wait(0.05)
+                time.sleep(0.05)
         release.set()
 
     outcomes = run_together(lambda i: (other_request, batch, waiter)[i](i), n=3)
