@@ -259,7 +259,7 @@ def test_sales_see_only_their_contacts_tickets_read_only(client, alice, bob):
 
 
 @pytest.mark.parametrize("user", ["carol", "erin"])
-def test_roles_without_tickets_are_refused(client, request, user):
+def test_roles_without_tickets_are_refused(db, client, request, user):
     client.force_login(request.getfixturevalue(user))
     assert client.get(CHANGELIST).status_code == 403
 
