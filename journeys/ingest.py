@@ -513,6 +513,10 @@ def _insert_portable(pending: list[tuple[_Item, Event]]) -> dict[str, int]:
     return existing
 
 
+def _erased(index: int) -> ItemResult:
+    return ItemResult(index, "rejected", errors={"contact": [_("This contact was erased.")]})
+
+
 def _resolve_contacts(valid: list[_Item], outcome: list[ItemResult], *, actor) -> dict[int, int]:
     """{item index: contact id}, creating contacts first seen here. Items naming an unknown
     contact that may not be created, or an erased one, are rejected into `outcome`."""
@@ -527,7 +531,7 @@ def _resolve_contacts(valid: list[_Item], outcome: list[ItemResult], *, actor) -
         if found is not None:
             contact_id, erased = found
             if erased:
-                outcome.append(ItemResult(item.index, "rejected", errors={"contact": [_("This contact was erased.")]}))
+                outcome.append(_erased(item.index))
             else:
                 resolved[item.index] = contact_id
             continue
@@ -555,7 +559,7 @@ def _resolve_contacts(valid: list[_Item], outcome: list[ItemResult], *, actor) -
         for item, slot in waiting:
             contact_id, erased = found[slot]
             if erased:
-                outcome.append(ItemResult(item.index, "rejected", errors={"contact": [_("This contact was erased.")]}))
+                outcome.append(_erased(item.index))
             else:
                 resolved[item.index] = contact_id
     return resolved
