@@ -1266,6 +1266,11 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
+    from config.process import tune_gc
+
+    # The server's workers run with this garbage-collector tuning (config/wsgi.py); the in-process
+    # figures and the COPY floor get it too, so the ratio compares like with like.
+    tune_gc()
     started = time.perf_counter()
     call_command("migrate", interactive=False, verbosity=0)
     with connection.cursor() as cursor:

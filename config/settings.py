@@ -286,6 +286,11 @@ JOURNEYS_MAX_BATCH = envint("JOURNEYS_MAX_BATCH", "10000")
 JOURNEYS_MAX_BODY_BYTES = envint("JOURNEYS_MAX_BODY_BYTES", str(20 * 1024 * 1024))
 JOURNEYS_FUTURE_SKEW_SECONDS = envint("JOURNEYS_FUTURE_SKEW_SECONDS", "300")
 
+# The garbage collector of web and Celery worker processes (config/process.py): the young
+# generation is collected every this many allocations (Python's default: 700); 0 leaves the
+# collector as Python sets it.
+GC_GEN0_THRESHOLD = envint("GC_GEN0_THRESHOLD", "5000")
+
 # Surveys: nobody is asked more than once in this many days; public page requests per minute.
 SURVEYS_BUDGET_DAYS = envint("SURVEYS_BUDGET_DAYS", "30")
 SURVEYS_RATE_PER_IP = envint("SURVEYS_RATE_PER_IP", "120")

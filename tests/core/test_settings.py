@@ -124,3 +124,51 @@ def test_the_database_is_sqlite_under_var_without_database_url(clean_env, tmp_pa
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.db.backends.sqlite3", str(tmp_path / "var" / "safar.sqlite3")]
+
+
+GC_STATE = "import gc, sys; print(gc.get_threshold()[0], gc.get_freeze_count(), len(gc.get_objects()), 'config.urls' in sys.modules)"
+
+
+def gc_state(code: str, env: dict) -> tuple[int, int, int, bool]:
+    result = run(["-c", f"{code}; {GC_STATE}"], env)
+    assert result.returncode == 0, result.stderr
+    threshold, frozen, tracked, urls = result.stdout.split()
+    return int(threshold), int(frozen), int(tracked), urls == "True"
+
+
+def test_web_workers_freeze_what_they_loaded_and_collect_young_objects_less_often(clean_env):
+    threshold, frozen, tracked, urls = gc_state("import config.wsgi", {**clean_env, "DEBUG": "1"})
+
+    assert threshold == 5000
+    # Everything loaded, the URLconf included, is out of the collector's way.
+    assert urls
+    assert frozen > 50_000
+    assert tracked < frozen / 20
+
+
+def test_celery_pool_processes_get_the_same_tuning_when_they_start(clean_env):
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'; django.setup(); "
+        "from config.celery import app; from celery.signals import worker_process_init; "
+        "worker_process_init.send(sender=None)"
+    )
+    threshold, frozen, _tracked, _urls = gc_state(code, {**clean_env, "DEBUG": "1", "GC_GEN0_THRESHOLD": "2000"})
+
+    assert threshold == 2000
+    assert frozen > 50_000
+
+
+def test_gc_tuning_can_be_turned_off(clean_env):
+    threshold, frozen, _tracked, _urls = gc_state(
+        "import config.wsgi", {**clean_env, "DEBUG": "1", "GC_GEN0_THRESHOLD": "0"}
+    )
+
+    assert threshold == 700
+    assert frozen == 0
+
+
+def test_a_gc_threshold_that_is_not_a_number_stops_the_server_with_its_name(clean_env):
+    result = run(["-c", "import config.wsgi"], {**clean_env, "DEBUG": "1", "GC_GEN0_THRESHOLD": "lots"})
+
+    assert result.returncode != 0
+    assert "GC_GEN0_THRESHOLD must be an integer, not 'lots'" in result.stderr
