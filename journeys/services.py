@@ -276,6 +276,12 @@ def rules_apply(events: list[Event]) -> list[StageTransition]:
         wanted, current = _rules_targets(matches, setup.stages)
         if not wanted:
             return []
+        if wanted <= current.keys() and connection.in_atomic_block:
+            # Moves of enrollments found: nothing is inserted that a concurrent request could
+            # insert first, so no savepoint (two round trips of a single event's ten). Should one
+            # have gone meanwhile, the enrollment made again fails the caller's transaction, and
+            # events_ingest tries the whole batch again.
+            return _rules_write(matches, setup, wanted, current)
         try:
             with transaction.atomic():
                 return _rules_write(matches, setup, wanted, current)

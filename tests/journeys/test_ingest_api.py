@@ -5,6 +5,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -37,6 +39,24 @@ def test_single_event_is_stored_and_moves_the_contact_by_rule(manager_api):
     assert enrollment.stage.slug == "consideration"
     transition = StageTransition.objects.get(enrollment=enrollment)
     assert transition.source == "rule" and transition.event_id == event.pk and transition.from_stage is None
+
+
+def test_a_single_event_moving_an_enrolled_contact_takes_one_round_trip_per_write(manager_api):
+    # given a contact in the lifecycle journey's first stage since yesterday
+    contact = ContactFactory(email="sara@example.com")
+    EnrollmentFactory(contact=contact, at=timezone.now() - timedelta(days=1))
+    # when a signup event moves them on
+    with CaptureQueriesContext(connection) as ctx:
+        response = manager_api.post(URL, {"contact": contact.pk, "type": "signup"}, format="json")
+    # then the event's transaction is the insert, the rules' read, the lock, the update and the
+    # transition: no savepoint round trips (nothing is inserted that a concurrent request could
+    # insert first)
+    assert response.status_code == 201, response.data
+    assert Enrollment.objects.get(contact=contact).stage.slug == "consideration"
+    statements = [q["sql"].split()[0].upper() for q in ctx.captured_queries]
+    # (the test runs in a transaction of its own, so the event's is a savepoint here)
+    inside = statements[statements.index("SAVEPOINT") + 1 : statements.index("RELEASE")]
+    assert inside == ["INSERT", "SELECT", "SELECT", "UPDATE", "INSERT"], ctx.captured_queries
 
 
 def test_batch_reports_each_item_and_stores_the_valid_ones(manager_api):
