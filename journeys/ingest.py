@@ -513,8 +513,13 @@ def _insert_portable(pending: list[tuple[_Item, Event]]) -> dict[str, int]:
     return existing
 
 
-def _erased(index: int) -> ItemResult:
-    return ItemResult(index, "rejected", errors={"contact": [_("This contact was erased.")]})
+def _settle(item: _Item, found: tuple[int, bool], resolved: dict[int, int], outcome: list[ItemResult]) -> None:
+    """The item's contact (id, erased?), found or created: its id, or its rejection if erased."""
+    contact_id, erased = found
+    if erased:
+        outcome.append(ItemResult(item.index, "rejected", errors={"contact": [_("This contact was erased.")]}))
+    else:
+        resolved[item.index] = contact_id
 
 
 def _resolve_contacts(valid: list[_Item], outcome: list[ItemResult], *, actor) -> dict[int, int]:
@@ -529,11 +534,7 @@ def _resolve_contacts(valid: list[_Item], outcome: list[ItemResult], *, actor) -
     for item in valid:
         found = matches.get(item.ref)
         if found is not None:
-            contact_id, erased = found
-            if erased:
-                outcome.append(_erased(item.index))
-            else:
-                resolved[item.index] = contact_id
+            _settle(item, found, resolved, outcome)
             continue
         identities = [(k, getattr(item.ref, k)) for k in ("external_id", "email", "phone") if getattr(item.ref, k)]
         if not item.create_contact or not identities:
@@ -557,11 +558,7 @@ def _resolve_contacts(valid: list[_Item], outcome: list[ItemResult], *, actor) -
     if to_create:
         found = _contacts_create(to_create, waiting, actor=actor)
         for item, slot in waiting:
-            contact_id, erased = found[slot]
-            if erased:
-                outcome.append(_erased(item.index))
-            else:
-                resolved[item.index] = contact_id
+            _settle(item, found[slot], resolved, outcome)
     return resolved
 
 
