@@ -166,6 +166,13 @@ EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", "30")
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Safar <noreply@localhost>")
 SERVER_EMAIL = os.environ.get("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+# The support desk's address: replies to customers come from it, and the customers' answers
+# reach it as support+<ticket token>@domain (tickets.tokens). SUPPORT_IMAP_URL is the mailbox
+# the poller reads (imap://user:password@host:143/INBOX, imaps:// for TLS); empty: no polling.
+SUPPORT_EMAIL = os.environ.get("SUPPORT_EMAIL", "support@localhost")
+SUPPORT_FROM_NAME = os.environ.get("SUPPORT_FROM_NAME", "Support")
+SUPPORT_IMAP_URL = os.environ.get("SUPPORT_IMAP_URL", "")
+TICKETS_ATTACHMENT_MAX_BYTES = envint("TICKETS_ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024))
 
 # Celery: Redis when REDIS_URL (or CELERY_BROKER_URL) is set, otherwise kombu's
 # filesystem transport under var/, which needs no server on a single machine.

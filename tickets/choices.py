@@ -74,3 +74,22 @@ class Weekday(models.IntegerChoices):
     FRIDAY = 4, _("Friday")
     SATURDAY = 5, _("Saturday")
     SUNDAY = 6, _("Sunday")
+
+
+class Via(models.TextChoices):
+    """Where a comment came from."""
+
+    AGENT = "agent", _("Agent (admin or API)")
+    EMAIL = "email", _("Email")
+    PORTAL = "portal", _("Customer ticket page")
+    FORM = "form", _("Contact form")
+
+
+class Delivery(models.TextChoices):
+    """What became of the email a public reply sends to the customer."""
+
+    NONE = "", _("Not sent by email")
+    QUEUED = "queued", _("Queued")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+    BOUNCED = "bounced", _("Bounced")

@@ -227,6 +227,8 @@ class Ticket(TimeStampedModel):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # Further addresses that receive the public replies (the customer's colleagues).
+    cc_emails = models.JSONField(_("CC addresses"), default=list, blank=True)
     history = HistoricalRecords(excluded_fields=["first_response_at_risk_at", "resolution_at_risk_at", "due_at"])
 
     class Meta:
@@ -262,6 +264,23 @@ class TicketComment(models.Model):
     is_public = models.BooleanField(
         _("public reply"), default=True, help_text=_("Off: an internal note only staff see.")
     )
+    # Set when the customer wrote it (by email, on their ticket page or the contact form).
+    author_contact = models.ForeignKey(
+        "crm.Contact",
+        verbose_name=_("customer author"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    via = models.CharField(_("via"), max_length=8, choices=choices.Via.choices, default=choices.Via.AGENT)
+    # Email threading: our Message-ID for a reply we sent, or the customer's for mail we received.
+    message_id = models.CharField(_("Message-ID"), max_length=255, blank=True, db_index=True)
+    delivery = models.CharField(
+        _("delivery"), max_length=8, choices=choices.Delivery.choices, default=choices.Delivery.NONE, blank=True
+    )
+    delivery_error = models.CharField(_("delivery error"), max_length=500, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -297,3 +316,38 @@ class TicketStatusChange(models.Model):
 
     def __str__(self):
         return f"{self.ticket_id}: {self.from_status} -> {self.to_status}"
+
+
+def attachment_path(instance, filename):
+    return f"tickets/{instance.ticket_id}/{filename}"
+
+
+class TicketAttachment(models.Model):
+    """A file on a ticket, by email or upload, optionally tied to the comment that brought it.
+    Size and type are checked by the service that stores it (TICKETS_ATTACHMENT_MAX_BYTES,
+    TICKETS_ATTACHMENT_TYPES)."""
+
+    ticket = models.ForeignKey(
+        Ticket, verbose_name=_("ticket"), on_delete=models.CASCADE, related_name="attachments"
+    )
+    comment = models.ForeignKey(
+        TicketComment,
+        verbose_name=_("comment"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="attachments",
+    )
+    file = models.FileField(_("file"), upload_to=attachment_path, max_length=300)
+    filename = models.CharField(_("file name"), max_length=255)
+    content_type = models.CharField(_("content type"), max_length=100)
+    size = models.PositiveIntegerField(_("size (bytes)"))
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return self.filename
