@@ -1,10 +1,12 @@
-"""automation's part in what crm does to a contact: timeline entries, erase and export."""
+"""automation's part in what crm does to a contact: timeline entries, merge, erase and export."""
 
+from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm import registry
 
-from .models import Message, WorkflowRun
+from .models import Message, Referral, WorkflowRun
 
 
 @registry.timeline.register("automation.message")
@@ -51,3 +53,43 @@ def export_messages(*, contact) -> list[dict]:
         }
         for m in Message.objects.filter(contact=contact).order_by("created_at", "id")
     ]
+
+
+@registry.merge_handlers.register("automation.runs")
+def merge_runs(*, winner, loser, actor) -> None:
+    """One live run per contact and workflow: where both are in a live run of the same
+    workflow, the older run goes on and the newer one ends, with the reason."""
+    live = ["waiting", "queued"]
+    runs = WorkflowRun.objects.select_for_update().filter(contact__in=[winner, loser], status__in=live)
+    by_workflow: dict[int, list[WorkflowRun]] = {}
+    for run in runs.order_by("started_at", "id"):
+        by_workflow.setdefault(run.workflow_id, []).append(run)
+    now = timezone.now()
+    for kept, *ended in (group for group in by_workflow.values() if len(group) > 1):
+        WorkflowRun.objects.filter(pk__in=[run.pk for run in ended]).update(
+            status="exited",
+            due_at=None,
+            finished_at=now,
+            last_error=_("Ended by a merge of contacts: run %(run)s of this workflow goes on.") % {"run": kept.pk},
+        )
+
+
+@registry.merge_handlers.register("automation.referrals")
+def merge_referrals(*, winner, loser, actor) -> None:
+    """A person is referred once: if both were, the referral that earned a reward (else the
+    older) stays; a referral between the two merged contacts is nobody's referral any more."""
+    Referral.objects.filter(Q(referrer=winner, referred=loser) | Q(referrer=loser, referred=winner)).delete()
+    referrals = list(Referral.objects.filter(referred__in=[winner, loser]).select_related("reward"))
+    if len(referrals) == 2:
+        referrals.sort(key=lambda r: (not hasattr(r, "reward"), r.created_at, r.pk))
+        Referral.objects.filter(pk=referrals[1].pk).delete()
+
+
+for _relation, _rule in [
+    ("automation.WorkflowRun.contact", "automation.runs"),
+    ("automation.Referral.referrer", "automation.referrals"),
+    ("automation.Referral.referred", "automation.referrals"),
+    ("automation.Message.contact", registry.MOVE),
+    ("automation.Reward.contact", registry.MOVE),
+]:
+    registry.merge_rule(_relation, _rule)

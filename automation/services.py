@@ -633,7 +633,8 @@ def unsubscribe_read(token: str) -> tuple[Contact, str] | None:
         contact_id, channel = _unsubscribe_signer.unsign(token).split(":", 1)
     except (signing.BadSignature, ValueError):
         return None
-    contact = Contact.objects.filter(pk=contact_id).first()
+    # A link sent before a merge names the merged-away id: it means the contact that absorbed it.
+    contact = crm_selectors.contact_resolve(int(contact_id)) if contact_id.isdigit() else None
     if contact is None or channel not in choices.Channel.values:
         return None
     return contact, channel
@@ -679,7 +680,7 @@ def referral_link(contact: Contact) -> str:
 @transaction.atomic
 def referral_record(*, referred: Contact, referral_code: str) -> Referral | None:
     """Attribute a new contact to the contact whose code brought them (once; never oneself)."""
-    referrer = Contact.objects.filter(referral_code=referral_code.strip().upper(), erased_at__isnull=True).first()
+    referrer = crm_selectors.contact_by_referral_code(referral_code)
     if referrer is None or referrer.pk == referred.pk or Referral.objects.filter(referred=referred).exists():
         return None
     if referred.referred_by_id is None:

@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.exceptions import DomainError
-from crm.models import Contact
+from crm import selectors as crm_selectors
 
 from . import services
 
@@ -48,7 +48,7 @@ def unsubscribe(request, token: str):
 
 def referral(request, code: str):
     """A referral link: on to the landing page with the code, which the signup event sends back."""
-    if not Contact.objects.filter(referral_code=code.upper(), erased_at__isnull=True).exists():
+    if crm_selectors.contact_by_referral_code(code) is None:
         return _private(HttpResponse(status=404))
     return _private(HttpResponseRedirect(f"{settings.AUTOMATION_REFERRAL_LANDING_URL}?{urlencode({'ref': code})}"))
 

@@ -336,6 +336,23 @@ class Consent(models.Model):
         return f"{self.contact_id} {self.channel}/{self.purpose}: {self.status}"
 
 
+class ContactAlias(models.Model):
+    """A contact merged into another: its old id (and referral code) now mean the one that
+    absorbed it, so the links already sent to it (unsubscribe, referral) keep working."""
+
+    merged_id = models.BigIntegerField(_("merged contact id"), primary_key=True)
+    contact = models.ForeignKey(Contact, verbose_name=_("contact"), on_delete=models.CASCADE, related_name="aliases")
+    referral_code = models.CharField(_("referral code"), max_length=16, blank=True, db_index=True)
+    merged_at = models.DateTimeField(_("merged at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("merged contact")
+        verbose_name_plural = _("merged contacts")
+
+    def __str__(self):
+        return f"{self.merged_id} -> {self.contact_id}"
+
+
 class ImportJob(TimeStampedModel):
     """One uploaded contact file and what importing it did (crm.imports, crm.tasks).
 

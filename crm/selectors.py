@@ -9,9 +9,9 @@ from django.http import QueryDict
 
 from core.selectors import audit_log_data
 
-from . import choices
+from . import choices, registry
 from .filtersets import ContactFilterSet
-from .models import Consent, Contact, Segment, Tag
+from .models import Consent, Contact, ContactAlias, Segment, Tag
 
 
 def contact_list() -> QuerySet[Contact]:
@@ -260,3 +260,45 @@ def contacts_match_refs(refs) -> dict[ContactRef, tuple[int, bool]]:
                 matches[ref] = by_key[(kind, value)]
                 break
     return matches
+
+
+def contact_relations() -> list:
+    """Every foreign key and one-to-one from any model to Contact (those with related_name="+"
+    included), with the merge rule its app declared (crm.registry.merge_rules). Field-history
+    tables keep their rows as they were: they record who the contact was."""
+    relations = []
+    for rel in Contact._meta.get_fields(include_hidden=True):
+        if not (rel.is_relation and rel.auto_created and not rel.concrete) or rel.many_to_many:
+            continue
+        field = rel.field
+        if field.model is Contact.tags.through:
+            continue
+        label = registry.relation_label(field)
+        if field.model._meta.object_name.startswith("Historical") and hasattr(field.model, "history_object"):
+            rule = registry.KEEP
+        else:
+            rule = registry.merge_rules.get(label)
+        relations.append((field, label, rule))
+    return relations
+
+
+def contact_resolve(contact_id: int) -> Contact | None:
+    """The contact an id names now: itself, or the contact it was merged into (links sent
+    before a merge carry the old id)."""
+    contact = Contact.objects.filter(pk=contact_id).first()
+    if contact is None:
+        alias = ContactAlias.objects.select_related("contact").filter(merged_id=contact_id).first()
+        contact = alias.contact if alias else None
+    return contact
+
+
+def contact_by_referral_code(code: str) -> Contact | None:
+    """The live contact a referral code belongs to, following merges; None once erased."""
+    code = (code or "").strip().upper()
+    contact = Contact.objects.filter(referral_code=code).first()
+    if contact is None:
+        alias = ContactAlias.objects.select_related("contact").filter(referral_code=code).first()
+        contact = alias.contact if alias else None
+    if contact is None or contact.erased_at:
+        return None
+    return contact

@@ -15,8 +15,8 @@ from core.exceptions import DomainError
 from core.services import audit_log_record, audit_log_redact
 
 from . import choices, registry
-from .models import Company, Consent, Contact, Segment, Tag, generate_referral_code
-from .selectors import consent_current, contact_merged_ids, segment_filterset
+from .models import Company, Consent, Contact, ContactAlias, Segment, Tag, generate_referral_code
+from .selectors import consent_current, contact_merged_ids, contact_relations, segment_filterset
 
 User = get_user_model()
 
@@ -256,14 +256,18 @@ def contact_merge(*, winner: Contact, loser: Contact, actor) -> Contact:
     moved: dict[str, int] = {}
     for _key, handler in registry.merge_handlers.items():
         handler(winner=winner, loser=loser, actor=actor)
-    for relation in Contact._meta.related_objects:
-        if relation.many_to_many or relation.related_model is Contact.tags.through:
+    # What the handlers reconciled is gone from the loser; the rest moves (crm.checks makes sure
+    # every relation has a rule, and that only rows which cannot collide are moved blindly).
+    for field, _label, rule in contact_relations():
+        if rule == registry.KEEP:
             continue
-        count = relation.related_model._base_manager.filter(**{relation.field.name: loser}).update(
-            **{relation.field.name: winner}
-        )
+        count = field.model._base_manager.filter(**{field.name: loser}).update(**{field.name: winner})
         if count:
-            moved[relation.related_model._meta.label] = count
+            model_label = field.model._meta.label
+            moved[model_label] = moved.get(model_label, 0) + count
+    # Links sent to the loser (unsubscribe, referral) now mean the winner, as do those sent to
+    # contacts merged into the loser before.
+    ContactAlias.objects.create(merged_id=loser.pk, contact=winner, referral_code=loser.referral_code)
 
     audit_log_record(
         actor=actor,

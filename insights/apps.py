@@ -11,6 +11,8 @@ class InsightsConfig(AppConfig):
 
         from crm import registry
 
+        from . import handlers  # noqa: F401  (merge rule of the churn scores)
+
         # The dashboard is the admin's front page; the 360 view is a button on every contact.
         admin.site.index_template = "insights/dashboard.html"
         registry.contact_links.register("insights.360", (_("360° view"), "insights-360"))

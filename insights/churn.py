@@ -191,3 +191,15 @@ def churn_validate(*, horizon_days: int = 60, now: datetime | None = None) -> di
         "mean_retained": round(sum(retained) / len(retained), 1) if retained else None,
         "auc": round(value, 3) if (value := auc(churned, retained)) is not None else None,
     }
+
+
+def churn_recompute_contacts(*, contact_ids, now: datetime | None = None) -> int:
+    """Recompute the scores of some contacts (after a merge joined two histories)."""
+    now = now or timezone.now()
+    computed = scores(as_of=now, contact_ids=list(contact_ids))
+    with transaction.atomic():
+        for pk, (score, reasons) in computed.items():
+            ChurnScore.objects.update_or_create(
+                contact_id=pk, defaults={"score": score, "reasons": reasons, "computed_at": now}
+            )
+    return len(computed)

@@ -119,3 +119,14 @@ def export_journeys(*, contact) -> dict:
             for e in Event.objects.filter(contact=contact).order_by("occurred_at", "id").iterator(chunk_size=2000)
         ],
     }
+
+
+for _relation, _rule in [
+    ("journeys.Event.contact", registry.MOVE),
+    ("journeys.Enrollment.contact", "journeys.enrollments"),
+    ("journeys.ContactTouchSummary.contact", "journeys.summaries"),
+    ("journeys.ContactTouchpoint.contact", "journeys.summaries"),
+    # Recomputed after commit by journeys.summaries for the joined moves.
+    ("journeys.AttributionCredit.contact", registry.MOVE),
+]:
+    registry.merge_rule(_relation, _rule)

@@ -60,3 +60,7 @@ def export_tickets(*, contact) -> list[dict]:
         }
         for t in tickets
     ]
+
+
+registry.merge_rule("tickets.Ticket.contact", registry.MOVE)
+registry.merge_rule("tickets.TicketComment.author_contact", registry.MOVE)
