@@ -213,6 +213,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(envint("AUTOMATION_CLAIM_EVERY_SECONDS", "60")),
     },
     "insights-churn": {"task": "insights.churn", "schedule": 24 * 3600.0},
+    "crm-import-uploads-purge": {"task": "crm.import_uploads_purge", "schedule": 3600.0},
 }
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "0")
 # One queue per deployment (or per test run sharing a Redis); workers consume it with -Q.
@@ -286,6 +287,8 @@ IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "export"
 # Uploads larger than this are refused before they are parsed.
 CRM_IMPORT_MAX_BYTES = envint("CRM_IMPORT_MAX_BYTES", str(20 * 1024 * 1024))
+# How long a check-only import keeps its upload for a real run (personal data: not longer).
+CRM_IMPORT_KEEP_HOURS = envint("CRM_IMPORT_KEEP_HOURS", "24")
 
 # Event ingestion: items per request, request body size, and how far ahead of the server's clock
 # a client's timestamp may be.

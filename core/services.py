@@ -31,6 +31,27 @@ def audit_log_redact(*, model: type[models.Model], object_ids, object_repr: str)
     ).update(object_repr=object_repr[:200])
 
 
+def admin_log_redact(*, model: type[models.Model], object_ids, object_repr: str) -> int:
+    """Relabel the Django admin's log entries of some objects (GDPR erasure: the admin labels
+    each entry with the object's name)."""
+    from django.contrib.admin.models import LogEntry
+
+    return LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(model, for_concrete_model=True),
+        object_id__in=[str(pk) for pk in object_ids],
+    ).update(object_repr=object_repr[:200])
+
+
+def notifications_redact(*, url_prefixes: list[str], title: str) -> int:
+    """Retitle the notifications that link to some objects (their titles may name a person)."""
+    if not url_prefixes:
+        return 0
+    query = models.Q()
+    for prefix in url_prefixes:
+        query |= models.Q(url__startswith=prefix)
+    return Notification.objects.filter(query).update(title=title[:200], body="")
+
+
 def notifications_send(*, items: list[dict], kind: str, email: bool = True) -> list[Notification]:
     """Add notifications (dicts of user, title, body, url) to users' in-app lists in one
     statement, and email them after commit to users who have an address."""

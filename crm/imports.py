@@ -38,6 +38,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -1031,3 +1032,13 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
     finally:
         progress.close()
     return job
+
+
+def import_uploads_purge(*, now=None) -> int:
+    """Empty the kept uploads of finished jobs older than CRM_IMPORT_KEEP_HOURS (check-only jobs
+    keep theirs so that the checked file can be imported without uploading it again)."""
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.CRM_IMPORT_KEEP_HOURS)
+    finished = (choices.ImportStatus.DONE, choices.ImportStatus.FAILED)
+    return (
+        ImportJob.objects.filter(status__in=finished, finished_at__lt=cutoff).exclude(content=b"").update(content=b"")
+    )

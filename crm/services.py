@@ -12,10 +12,10 @@ from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from core.exceptions import DomainError
-from core.services import audit_log_record, audit_log_redact
+from core.services import admin_log_redact, audit_log_record, audit_log_redact
 
 from . import choices, registry
-from .models import Company, Consent, Contact, ContactAlias, Segment, Tag, generate_referral_code
+from .models import Company, Consent, Contact, ContactAlias, ImportJob, Segment, Tag, generate_referral_code
 from .selectors import consent_current, contact_merged_ids, contact_relations, segment_filterset
 
 User = get_user_model()
@@ -358,6 +358,9 @@ def contact_erase(*, contact: Contact, actor, reason: str = "") -> Contact:
     contact.consents.update(ip_address=None, proof="")
 
     merged_ids = contact_merged_ids(contact=contact)
+    identifiers = [v for v in (contact.email, contact.phone and str(contact.phone), contact.external_id) if v]
+    if contact.first_name and contact.last_name:
+        identifiers.append(f"{contact.first_name},{contact.last_name}")
     Contact.history.filter(id__in=[contact.pk, *merged_ids]).delete()
 
     contact.first_name = ""
@@ -372,12 +375,26 @@ def contact_erase(*, contact: Contact, actor, reason: str = "") -> Contact:
     contact._history_user = actor
     contact.save()
     contact.tags.clear()
-    # Earlier entries (exports, merges) were labelled with the person's name.
+    # Earlier entries (exports, merges, the admin's own log) were labelled with the person's name.
     for pk in [contact.pk, *merged_ids]:
         label = str(Contact(pk=pk, erased_at=contact.erased_at))
         audit_log_redact(model=Contact, object_ids=[pk], object_repr=label)
+        admin_log_redact(model=Contact, object_ids=[pk], object_repr=label)
+    import_uploads_erase(identifiers=identifiers)
     audit_log_record(actor=actor, action="contact.erase", obj=contact, data={"reason": reason})
     return contact
+
+
+def import_uploads_erase(*, identifiers: list[str]) -> int:
+    """Drop the kept uploads (check-only jobs keep theirs for a real run) and the row reports of
+    import jobs that hold any of a person's identifiers. Returns how many jobs were scrubbed."""
+    needles = [value.lower().encode() for value in identifiers if value]
+    scrubbed = 0
+    for job in ImportJob.objects.exclude(content=b"").only("content") if needles else ():
+        if any(needle in bytes(job.content).lower() for needle in needles):
+            ImportJob.objects.filter(pk=job.pk).update(content=b"", errors=[])
+            scrubbed += 1
+    return scrubbed
 
 
 def contacts_create_for_refs(*, rows: list[dict], source: str, actor=None) -> list[Contact]:

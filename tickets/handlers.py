@@ -1,11 +1,14 @@
 """tickets' part in what crm does to a contact: timeline entries, erase and export.
 Merge needs nothing: crm moves every ticket of the merged-away contact to the survivor."""
 
+from django.db.models import Q
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from core.services import admin_log_redact, notifications_redact
 from crm import registry
 
-from .models import Ticket, TicketComment
+from .models import Ticket, TicketAttachment, TicketComment, TicketStatusChange
 
 
 @registry.timeline.register("tickets.ticket")
@@ -36,9 +39,21 @@ def erase_personal_data(*, contact, actor) -> None:
     """Keep the tickets' numbers, times and SLA (the aggregates); drop what the person wrote or
     what was written about them."""
     erased = _("[erased]")
-    Ticket.objects.filter(contact=contact).update(subject=erased, description="")
-    Ticket.history.filter(contact_id=contact.pk).update(subject=erased, description="")
-    TicketComment.objects.filter(ticket__contact=contact).update(body=erased)
+    ticket_ids = list(Ticket.objects.filter(contact=contact).values_list("pk", flat=True))
+    Ticket.objects.filter(pk__in=ticket_ids).update(subject=erased, description="", cc_emails=[])
+    Ticket.history.filter(id__in=ticket_ids).update(subject=erased, description="", cc_emails=[])
+    TicketComment.objects.filter(Q(ticket_id__in=ticket_ids) | Q(author_contact=contact)).update(body=erased)
+    TicketStatusChange.objects.filter(ticket_id__in=ticket_ids).exclude(note="").update(note=erased)
+    for attachment in TicketAttachment.objects.filter(ticket_id__in=ticket_ids):
+        attachment.file.delete(save=False)
+        attachment.delete()
+    # The admin's change log and the SLA notifications were labelled with the subject.
+    for pk in ticket_ids:
+        admin_log_redact(model=Ticket, object_ids=[pk], object_repr=f"#{pk} {erased}")
+    notifications_redact(
+        url_prefixes=[reverse("admin:tickets_ticket_change", args=[pk]) for pk in ticket_ids],
+        title=_("A ticket of an erased contact"),
+    )
 
 
 @registry.exporters.register("tickets")

@@ -4,87 +4,24 @@ moves, nothing answers 500 and nothing is lost. And links sent to the merged-awa
 (unsubscribe, referral) keep working."""
 
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from django.core import checks
-from django.utils import timezone
 
 from automation import services as automation_services
-from automation.models import Message, Referral, Reward, WorkflowRun
+from automation.models import Referral, Reward, WorkflowRun
 from crm import registry
 from crm.checks import merge_rules_check
 from crm.models import Consent, Contact, ContactAlias
 from crm.selectors import consent_current, contact_relations
 from crm.services import contact_merge
 from insights.models import ChurnScore
-from journeys.models import AttributionCredit, ContactTouchpoint, ContactTouchSummary, Enrollment, Event
-from journeys.services import enrollment_create, enrollment_move
-from tests.automation.conftest import make_workflow
-from tests.factories import ConsentFactory, ContactFactory, JourneyFactory, StageFactory, TouchpointFactory
-from tests.surveys.conftest import answer, make_survey
-from tickets import services as ticket_services
+from journeys.models import ContactTouchpoint, ContactTouchSummary, Enrollment
+from tests.crm.everywhere import NOW, give_everything
+from tests.factories import ConsentFactory, ContactFactory
 from tickets.models import TicketComment
 
 pytestmark = pytest.mark.django_db
-
-NOW = timezone.now().replace(microsecond=0)
-
-
-@pytest.fixture
-def world(dave):
-    """Shared things the two contacts' rows hang on."""
-    journey = JourneyFactory(slug="merge-journey")
-    stages = [StageFactory(journey=journey, order=i, slug=f"s{i}", name=f"S{i}") for i in range(1, 4)]
-    return {
-        "journey": journey,
-        "stages": stages,
-        "touchpoint": TouchpointFactory(),
-        "workflow": make_workflow([{"kind": "wait", "wait_minutes": 60}], slug="merge-wf"),
-        "survey": make_survey(),
-        "referrer": ContactFactory(first_name="Referrer"),
-        "actor": dave,
-    }
-
-
-def give_everything(contact, world, *, age: int) -> dict:
-    """A row in every model that points at a contact; `age` days ago, so the two differ."""
-    at = NOW - timedelta(days=age)
-    journey, stages = world["journey"], world["stages"]
-    ConsentFactory(contact=contact, channel="email", purpose="marketing", status="granted")
-    Event.objects.create(contact=contact, type="page_view", channel="website", occurred_at=at)
-    enrollment = enrollment_create(contact=contact, journey=journey, at=at - timedelta(days=1))
-    move = enrollment_move(enrollment=enrollment, stage=stages[1 + (age % 2)], source="api", at=at)
-    AttributionCredit.objects.create(
-        transition=move,
-        enrollment=enrollment,
-        contact=contact,
-        journey=journey,
-        stage=move.to_stage,
-        model="linear",
-        channel="website",
-        weight=Decimal("1"),
-        converted_at=at,
-    )
-    ContactTouchSummary.objects.create(
-        contact=contact, first_touch_at=at, first_channel="website", last_touch_at=at, last_channel="email", touches=2
-    )
-    ContactTouchpoint.objects.create(contact=contact, touchpoint=world["touchpoint"], first_at=at, last_at=at, events=2)
-    ticket = ticket_services.ticket_create(contact=contact, subject=f"Help {age}", channel="email", actor=None)
-    TicketComment.objects.create(ticket=ticket, body="From the customer", author_contact=contact, via="email")
-    answer(world["survey"], contact, 3, at=at)
-    WorkflowRun.objects.create(
-        workflow=world["workflow"], contact=contact, step_started_at=at, started_at=at, due_at=NOW + timedelta(days=1)
-    )
-    Message.objects.create(contact=contact, channel="email", idempotency_key=f"m-{contact.pk}", status="sent")
-    referral = Referral.objects.create(referrer=world["referrer"], referred=contact)
-    Reward.objects.create(referral=referral, contact=contact, kind="discount", code=f"R{age}", amount=Decimal("5"))
-    Referral.objects.create(referrer=contact, referred=ContactFactory(first_name=f"Friend{age}"))
-    ChurnScore.objects.create(contact=contact, score=10 * age, reasons=[], computed_at=at)
-    # A contact merged into this one before.
-    earlier = ContactFactory(first_name=f"Earlier{age}")
-    ContactAlias.objects.create(merged_id=earlier.pk + 10_000_000, contact=contact)
-    return {"ticket": ticket, "run_started": at}
 
 
 def relation_rows(contact_id: int) -> dict[str, int]:
