@@ -7,6 +7,7 @@ REDIS_URL, SECRET_KEY and ALLOWED_HOSTS; see README.md for the full list.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -60,7 +61,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -86,7 +88,23 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last: it answers a locked-out login with core.api.auth.lockout_response.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Logins: django-axes counts failures per user name and address and locks them out for a while;
+# its backend must come first. API tokens (django-rest-knox) expire.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", "5")
+AXES_COOLOFF_MINUTES = envint("AXES_COOLOFF_MINUTES", "15")
+AXES_COOLOFF_TIME = timedelta(minutes=AXES_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_LOCKOUT_CALLABLE = "core.api.auth.lockout_response"
+AXES_VERBOSE = False
+API_TOKEN_TTL = timedelta(days=envint("API_TOKEN_TTL_DAYS", "30"))
+REST_KNOX = {"TOKEN_TTL": API_TOKEN_TTL, "AUTH_HEADER_PREFIX": "Token"}
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -233,7 +251,7 @@ if REDIS_URL:
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes a missing login a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Every view states its own permissions; this default denies anything that forgets.
@@ -250,6 +268,8 @@ REST_FRAMEWORK = {
         "user": os.environ.get("API_USER_RATE", "6000/minute"),
         # Per ingest key; a batch request counts once.
         "ingest": os.environ.get("API_INGEST_RATE", "60000/minute"),
+        # Per client address, on POST /api/v1/auth/token/ whatever the outcome.
+        "login": os.environ.get("API_LOGIN_RATE", "10/minute"),
     },
     "DEFAULT_THROTTLE_CLASSES": ["core.throttling.UserRateThrottle"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",

@@ -3,8 +3,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 
+from core.api.auth import TokenListView, TokenLoginView, TokenRevokeView
 from core.views import healthz
 from insights import views as insights_views
 
@@ -15,7 +15,9 @@ api_v1 = [
     path("", include("tickets.api.urls")),
     path("", include("surveys.api.urls")),
     path("", include("automation.api.urls")),
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", TokenLoginView.as_view(), name="api-token"),
+    path("auth/tokens/", TokenListView.as_view(), name="api-tokens"),
+    path("auth/tokens/<str:token_id>/", TokenRevokeView.as_view(), name="api-token-revoke"),
 ]
 
 urlpatterns = [

@@ -73,3 +73,10 @@ class CountingThrottle:
 
 class UserRateThrottle(CountingThrottle, throttling.UserRateThrottle):
     """Per user, or per address for anonymous requests (DRF's scope "user")."""
+
+
+class AnonRateThrottle(CountingThrottle, throttling.AnonRateThrottle):
+    """Per client address; views set `scope` (e.g. "login") to pick their rate."""
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

@@ -99,7 +99,6 @@ def test_a_check_only_upload_is_kept_for_a_real_run_no_longer_than_the_set_time(
     from django.utils import timezone
 
     from crm.imports import import_uploads_purge
-    from crm.models import ImportJob
 
     settings.CRM_IMPORT_KEEP_HOURS = 24
     csv = f"first_name,email\n{FIRST},{EMAIL}\n".encode()
