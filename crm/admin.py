@@ -1,4 +1,3 @@
-import csv
 import json
 
 from django import forms
@@ -23,6 +22,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from core.admin import ModelAdmin, TabularInline, ltr
 from core.exceptions import DomainError
+from core.exports import csv_response, export_audit, query_filters
 
 from . import imports, registry, selectors, services
 from .choices import ContactSource, ImportFormat, ImportStatus
@@ -265,6 +265,17 @@ class ContactAdmin(LtrInputsMixin, ImportMixin, ExportActionMixin, SimpleHistory
 
     def has_export_permission(self, request):
         return request.user.has_perm("crm.export_contact")
+
+    def get_export_data(self, file_format, request, queryset, **kwargs):
+        data = super().get_export_data(file_format, request, queryset, **kwargs)
+        export_audit(
+            actor=request.user,
+            what="contact",
+            file_format=file_format.get_title(),
+            filters={**query_filters(request.GET), "selected": len(request.POST.getlist("export_items"))},
+            rows=queryset.count(),
+        )
+        return data
 
     def has_assign_permission(self, request):
         return request.user.has_perm("crm.change_contact")
@@ -635,15 +646,15 @@ class ImportJobAdmin(ModelAdmin):
     def errors_csv_view(self, request, pk):
         """Every bad row of a job as CSV: line, column, message."""
         job = self.get_job(request, pk)
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
-        response.write("\ufeff")  # a BOM, so Excel reads the file as UTF-8
-        writer = csv.writer(response)
-        writer.writerow([_("line"), _("column"), _("error")])
-        for entry in job.errors:
-            for column, messages_ in entry["errors"].items():
-                for message in messages_:
-                    writer.writerow([entry["line"], column, message])
+        rows = (
+            [entry["line"], column, message]
+            for entry in job.errors
+            for column, messages_ in entry["errors"].items()
+            for message in messages_
+        )
+        response, _count = csv_response(
+            filename=f"import-{job.pk}-errors.csv", header=[_("line"), _("column"), _("error")], rows=rows
+        )
         return response
 
     def run_view(self, request, pk):

@@ -11,7 +11,6 @@ skips its per-row unique queries.
 """
 
 import itertools
-import re
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -21,6 +20,8 @@ from django.db.models.functions import Lower
 from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
 from phonenumber_field.phonenumber import to_python as to_phone
+
+from core.exports import FORMULA_START, spreadsheet_safe
 
 from . import choices
 from .models import Company, Contact, Persona, Tag
@@ -50,19 +51,6 @@ COLUMNS = (
     "created_at",
 )
 KNOWN_HEADERS = set(COLUMNS)
-
-
-# A cell a spreadsheet would run as a formula (CSV injection). Phone numbers and plain
-# numbers start with + or - too and are safe, so they are left alone.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-PLAIN_NUMBER = re.compile(r"[+-]?[\d\s().-]*")
-
-
-def spreadsheet_safe(value):
-    """'=HYPERLINK(...)' -> "'=HYPERLINK(...)": shown as text by Excel, LibreOffice and Sheets."""
-    if isinstance(value, str) and value.startswith(FORMULA_START) and not PLAIN_NUMBER.fullmatch(value):
-        return "'" + value
-    return value
 
 
 class CachedForeignKeyWidget(widgets.ForeignKeyWidget):

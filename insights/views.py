@@ -1,6 +1,5 @@
 """The admin's 360 page of a contact and the managers' dashboard (the admin index)."""
 
-import csv
 from datetime import date, datetime
 
 from django import forms
@@ -16,6 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from core.exceptions import DomainError
+from core.exports import csv_response, export_audit, query_filters
 from crm.models import Contact, Segment
 from journeys import analytics
 from journeys.choices import Channel, EventSource
@@ -169,7 +169,7 @@ def dashboard(request):
     panels = _panels(request.user, start=start, end=end, segment=segment)
     export = request.GET.get("export")
     if export:
-        return _csv(export, panels)
+        return _csv(request, export, panels)
     return admin.site.index(request, extra_context={"filters": filters, "panels": panels})
 
 
@@ -228,36 +228,49 @@ def _trend_svg(rows: list[dict]) -> dict:
     return {"points": " ".join(f"{x},{y}" for x, y in points), "first": rows[0]["month"], "last": rows[-1]["month"]}
 
 
-def _csv(name: str, panels: dict) -> HttpResponse:
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="safar-{name}-{timezone.now():%Y%m%d}.csv"'
-    response.write("\ufeff")  # so spreadsheet programs read UTF-8 (Persian, Arabic, Hebrew)
-    out = csv.writer(response)
+def _csv_rows(name: str, panels: dict) -> tuple[list, list] | None:
+    """The header and rows of one dashboard table; None for an unknown table."""
     if name == "funnel":
-        out.writerow(["journey", "stage", "reached", "step_conversion", "cumulative_conversion", "drop_off", "stalled"])
-        for panel in panels.get("funnels", []):
-            for row in panel["rows"]:
-                s = row["stats"]
-                out.writerow(
-                    [panel["journey"].slug, s.stage.slug, s.reached, s.step_conversion, s.cumulative_conversion,
-                     s.drop_off, row["stalled"]]
-                )  # fmt: skip
+        header = ["journey", "stage", "reached", "step_conversion", "cumulative_conversion", "drop_off", "stalled"]
+        rows = [
+            [panel["journey"].slug, row["stats"].stage.slug, row["stats"].reached, row["stats"].step_conversion,
+             row["stats"].cumulative_conversion, row["stats"].drop_off, row["stalled"]]
+            for panel in panels.get("funnels", [])
+            for row in panel["rows"]
+        ]  # fmt: skip
     elif name == "scores":
-        out.writerow(["kind", "month", "value", "answers", "comment_rate"])
-        for kind, rows in panels.get("scores", {}).items():
-            for row in rows:
-                month = row["month"].date().isoformat() if isinstance(row["month"], datetime) else row["month"]
-                out.writerow([kind, month, row["value"], row["answers"], row["comment_rate"]])
+        header = ["kind", "month", "value", "answers", "comment_rate"]
+        rows = [
+            [kind, row["month"].date().isoformat() if isinstance(row["month"], datetime) else row["month"],
+             row["value"], row["answers"], row["comment_rate"]]
+            for kind, kind_rows in panels.get("scores", {}).items()
+            for row in kind_rows
+        ]  # fmt: skip
     elif name == "campaigns":
-        out.writerow(["template", "channel", "total", "sent", "skipped", "failed"])
-        for row in panels.get("campaigns", []):
-            out.writerow(
-                [row["template__name"], row["channel"], row["total"], row["sent"], row["skipped"], row["failed"]]
-            )
+        header = ["template", "channel", "total", "sent", "skipped", "failed"]
+        rows = [
+            [row["template__name"], row["channel"], row["total"], row["sent"], row["skipped"], row["failed"]]
+            for row in panels.get("campaigns", [])
+        ]
     elif name == "at_risk":
-        out.writerow(["contact_id", "contact", "score", "reasons"])
-        for row in panels.get("at_risk", []):
-            out.writerow([row.contact_id, str(row.contact), row.score, " | ".join(r["code"] for r in row.reasons)])
+        header = ["contact_id", "contact", "score", "reasons"]
+        rows = [
+            [row.contact_id, str(row.contact), row.score, " | ".join(r["code"] for r in row.reasons)]
+            for row in panels.get("at_risk", [])
+        ]
     else:
+        return None
+    return header, rows
+
+
+def _csv(request, name: str, panels: dict) -> HttpResponse:
+    """A dashboard table as a spreadsheet-safe CSV, audited like every export."""
+    table = _csv_rows(name, panels)
+    if table is None:
         return HttpResponse(_("Unknown export."), status=400, content_type="text/plain; charset=utf-8")
+    header, rows = table
+    response, count = csv_response(filename=f"safar-{name}-{timezone.now():%Y%m%d}.csv", header=header, rows=rows)
+    export_audit(
+        actor=request.user, what=f"dashboard.{name}", file_format="csv", filters=query_filters(request.GET), rows=count
+    )
     return response

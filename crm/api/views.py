@@ -8,6 +8,7 @@ from rest_framework.response import Response
 
 from core.api.pagination import CursorPagination
 from core.api.permissions import ModelPermissions
+from core.exports import export_audit, query_filters
 
 from .. import choices, selectors, services
 from ..filtersets import (
@@ -161,6 +162,9 @@ class ContactViewSet(viewsets.ModelViewSet):
         """The filtered contact list as CSV (same columns as the admin import)."""
         queryset = self.filter_queryset(self.get_queryset())
         dataset = ContactResource().export(queryset)
+        export_audit(
+            actor=request.user, what="contact", file_format="csv", filters=query_filters(request.GET), rows=len(dataset)
+        )
         response = HttpResponse(dataset.csv, content_type="text/csv; charset=utf-8")
         stamp = timezone.now().strftime("%Y%m%d-%H%M")
         response["Content-Disposition"] = f'attachment; filename="contacts-{stamp}.csv"'
