@@ -124,14 +124,20 @@ def test_docs_pages_are_served_offline(api, dave, url, must_load):
     assets = local_assets(html)
     assert any(asset.endswith(must_load) for asset in assets), assets
     for asset in assets:
+        if asset.startswith(url + "?"):  # Swagger UI's own set-up script, a file of its own for the CSP
+            script = api(dave).get(asset)
+            assert script.status_code == 200 and "javascript" in script["Content-Type"]
+            assert re.findall(r"https?://", script.content.decode()) == []
+            continue
         assert asset.startswith(django_settings.STATIC_URL), asset
         assert finders.find(asset.removeprefix(django_settings.STATIC_URL)), f"{asset} is not a static file"
 
 
 def test_swagger_ui_points_at_the_schema(api, dave):
     html = api(dave).get("/api/docs/").content.decode()
+    script = next(asset for asset in local_assets(html) if asset.startswith("/api/docs/?"))
 
-    assert "/api/schema/" in html
+    assert "/api/schema/" in api(dave).get(script).content.decode()
 
 
 # Health
