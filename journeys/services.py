@@ -6,6 +6,8 @@ after commit. Enrollments are locked with select_for_update, so concurrent moves
 never lose a transition.
 """
 
+import bisect
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -448,15 +450,15 @@ def _transitions_insert(transitions: list[StageTransition]) -> None:
         transition.recorded_at = now
     columns = (
         "enrollment_id, journey_id, from_stage_id, to_stage_id, at, recorded_at, source, actor_id, reason, event_id, "
-        "rule_id, is_backward"
+        "rule_id, is_backward, idempotency_key"
     )
     with connection.cursor() as cursor:
         if len(transitions) == 1:  # one event's move: plain values, and the id from RETURNING
             t = transitions[0]
             values = (t.enrollment_id, t.journey_id, t.from_stage_id, t.to_stage_id, t.at, now, t.source, t.actor_id)
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * 12)}) RETURNING id",
-                (*values, t.reason, t.event_id, t.rule_id, t.is_backward),
+                f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * 13)}) RETURNING id",
+                (*values, t.reason, t.event_id, t.rule_id, t.is_backward, t.idempotency_key),
             )
             t.pk = cursor.fetchone()[0]
             t._state.adding = False
@@ -468,13 +470,13 @@ def _transitions_insert(transitions: list[StageTransition]) -> None:
             transition.pk = pk
         cursor.execute(
             f"INSERT INTO {table} (id, enrollment_id, journey_id, from_stage_id, to_stage_id, at, recorded_at, "
-            "source, actor_id, reason, event_id, rule_id, is_backward) "
+            "source, actor_id, reason, event_id, rule_id, is_backward, idempotency_key) "
             "SELECT u.id, u.enrollment_id, u.journey_id, u.from_stage_id, u.to_stage_id, u.at, %s, u.source, "
-            "u.actor_id, u.reason, u.event_id, u.rule_id, u.is_backward "
+            "u.actor_id, u.reason, u.event_id, u.rule_id, u.is_backward, u.idempotency_key "
             "FROM unnest(%s::int8[], %s::int8[], %s::int8[], %s::int8[], %s::int8[], %s::timestamptz[], %s::text[], "
-            "%s::int8[], %s::text[], %s::int8[], %s::int8[], %s::bool[]) "
+            "%s::int8[], %s::text[], %s::int8[], %s::int8[], %s::bool[], %s::text[]) "
             "AS u(id, enrollment_id, journey_id, from_stage_id, to_stage_id, at, source, actor_id, reason, event_id, "
-            "rule_id, is_backward)",
+            "rule_id, is_backward, idempotency_key)",
             [
                 now,
                 [t.pk for t in transitions],
@@ -489,6 +491,7 @@ def _transitions_insert(transitions: list[StageTransition]) -> None:
                 [t.event_id for t in transitions],
                 [t.rule_id for t in transitions],
                 [t.is_backward for t in transitions],
+                [t.idempotency_key for t in transitions],
             ],
         )
     for transition in transitions:
@@ -504,3 +507,322 @@ def ingest_key_create(*, name: str, actor) -> tuple[IngestKey, str]:
     )
     audit_log_record(actor=actor, action="ingest_key.create", obj=key, data={"name": name})
     return key, raw
+
+
+# ---------------------------------------------------------------- history import (backfill)
+
+
+@dataclass
+class BackfillMove:
+    """One validated historical move (journeys.backfill reads and checks them), and its outcome:
+    `status` stored, duplicate or rejected, with the transition's id or the errors."""
+
+    index: int
+    contact_id: int
+    journey_id: int
+    stage_id: int
+    at: datetime
+    reason: str = ""
+    key: str | None = None
+    status: str = ""
+    transition_id: int | None = None
+    errors: dict = field(default_factory=dict)
+    same_as: "BackfillMove | None" = None  # a repeat inside the batch: its outcome is that move's
+
+    def content(self) -> tuple:
+        return (self.contact_id, self.journey_id, self.stage_id, self.at, self.reason)
+
+    def reject(self, field_name: str, message: str) -> None:
+        self.status, self.errors = "rejected", {field_name: [message]}
+
+
+@dataclass
+class _Entry:
+    """A row of one enrollment's ledger while merging: a stored transition or a new move."""
+
+    sort_key: tuple
+    at: datetime
+    to_stage_id: int
+    from_stage_id: int | None = None
+    is_backward: bool = False
+    pk: int | None = None
+    move: BackfillMove | None = None
+
+
+@transaction.atomic
+def transitions_backfill(
+    *, moves: list[BackfillMove], actor, stage_orders: dict[int, int], last_orders: dict[int, int]
+) -> list[StageTransition]:
+    """Merge historical moves into the ledger (source "import"), in time order; sets each move's
+    outcome and returns the transitions stored. A fixed number of statements per batch.
+
+    Merged in time order means, per enrollment: every row, stored or new, sorted by its time (a
+    new move after a stored row of the same instant). A new row's `from_stage` is the stage of
+    the row before it (none: it is the first, the contact's enrollment); the stored row right after
+    a new one gets the new one's stage as its `from_stage` and its `is_backward` again (the other
+    columns of stored rows never change). The enrollment's stage and time in stage are the latest
+    row's, its enrollment time the earliest row's; its status changes only when the latest row is
+    new (completed at the journey's last stage, active otherwise, as for any move). A move to the
+    stage of the row before it is a duplicate when at the same instant, otherwise rejected, as is
+    a move to the stage of the row after it: neither would be a move.
+
+    An idempotency key already stored is a duplicate when the move is the same (contact, journey,
+    stage, time, reason), and rejected when it is not. Enrollments are locked in id order, as the
+    rules do, so live events on the same contact wait rather than lose or double a row.
+    Historical moves start no workflow and send no survey (no stage_changed): the attribution
+    credits of the enrollments touched are recomputed after commit."""
+    pending = _backfill_keys(moves)
+    enrollments = _backfill_enrollments_lock(pending)
+    timelines: dict[int, list[_Entry]] = {pk: [] for pk in enrollments}
+    rows = (
+        StageTransition.objects.filter(enrollment_id__in=list(enrollments))
+        .order_by("enrollment_id", "at", "pk")
+        .values_list("pk", "enrollment_id", "from_stage_id", "to_stage_id", "at", "is_backward")
+    )
+    for pk, enrollment_id, from_stage_id, to_stage_id, at, is_backward in rows:
+        timelines[enrollment_id].append(_Entry((at, 0, pk), at, to_stage_id, from_stage_id, is_backward, pk))
+    by_pair = {(e.contact_id, e.journey_id): e for e in enrollments.values()}
+    by_enrollment: dict[int, list[BackfillMove]] = {}
+    for move in pending:
+        by_enrollment.setdefault(by_pair[(move.contact_id, move.journey_id)].pk, []).append(move)
+    created: list[StageTransition] = []
+    stored: list[tuple[BackfillMove, StageTransition]] = []
+    neighbours: list[_Entry] = []
+    changed: list[Enrollment] = []
+    now = timezone.now()
+    for enrollment_id, enrollment_moves in by_enrollment.items():
+        timeline = timelines[enrollment_id]
+        _backfill_merge(timeline, enrollment_moves)
+        enrollment = enrollments[enrollment_id]
+        for position, entry in enumerate(timeline):
+            before = timeline[position - 1] if position else None
+            if entry.move is None and not (before and before.move and before.move.status == "stored"):
+                continue  # a stored row whose predecessor did not change
+            from_stage_id = before.to_stage_id if before else None
+            is_backward = from_stage_id is not None and stage_orders[entry.to_stage_id] < stage_orders[from_stage_id]
+            if entry.move is None:
+                if (entry.from_stage_id, entry.is_backward) != (from_stage_id, is_backward):
+                    entry.from_stage_id, entry.is_backward = from_stage_id, is_backward
+                    neighbours.append(entry)
+                continue
+            move = entry.move
+            created.append(
+                StageTransition(
+                    enrollment=enrollment,
+                    journey_id=move.journey_id,
+                    from_stage_id=from_stage_id,
+                    to_stage_id=move.stage_id,
+                    at=move.at,
+                    source=choices.TransitionSource.IMPORT,
+                    actor=actor,
+                    reason=move.reason,
+                    is_backward=is_backward,
+                    idempotency_key=move.key,
+                )
+            )
+            stored.append((move, created[-1]))
+        if _backfill_enrollment_follow(enrollment, timeline, stage_orders, last_orders, now):
+            changed.append(enrollment)
+    _transitions_insert(created)
+    for move, transition in stored:
+        move.transition_id = transition.pk
+    for move in moves:
+        if move.same_as is not None:
+            _backfill_repeat(move)
+    _backfill_neighbours_save(neighbours)
+    _backfill_enrollments_save(changed)
+    if created:
+        ids = [t.pk for t in created]
+
+        def credit():
+            from .tasks import attribution_credit_task
+
+            attribution_credit_task.delay(ids)
+
+        transaction.on_commit(credit)
+    return created
+
+
+def _backfill_keys(moves: list[BackfillMove]) -> list[BackfillMove]:
+    """Settle the moves whose idempotency key is stored already or repeated in the batch; return
+    the others (each key's first move)."""
+    keys = sorted({m.key for m in moves if m.key})
+    stored = {}
+    if keys:
+        rows = StageTransition.objects.filter(idempotency_key__in=keys).values_list(
+            "idempotency_key", "pk", "enrollment__contact_id", "journey_id", "to_stage_id", "at", "reason"
+        )
+        stored = {row[0]: (row[1], tuple(row[2:])) for row in rows}
+    first: dict[str, BackfillMove] = {}
+    pending = []
+    for move in moves:
+        if move.key in stored:
+            pk, content = stored[move.key]
+            if content == move.content():
+                move.status, move.transition_id = "duplicate", pk
+            else:
+                move.reject("idempotency_key", _("This key was sent before with a different move."))
+            continue
+        if move.key:
+            if move.key in first:
+                move.same_as = first[move.key]
+                continue
+            first[move.key] = move
+        pending.append(move)
+    return pending
+
+
+def _backfill_enrollments_lock(moves: list[BackfillMove]) -> dict[int, Enrollment]:
+    """The enrollments of the moves' (contact, journey) pairs, locked in id order; the missing ones
+    are created first (placeholders the merge sets right; a concurrent writer's wins)."""
+    if not moves:
+        return {}
+    pairs = {(m.contact_id, m.journey_id) for m in moves}
+    contact_ids = sorted({c for c, _j in pairs})
+    journey_ids = sorted({j for _c, j in pairs})
+    found = set(
+        Enrollment.objects.filter(contact_id__in=contact_ids, journey_id__in=journey_ids).values_list(
+            "contact_id", "journey_id"
+        )
+    )
+    first: dict[tuple[int, int], BackfillMove] = {}
+    for move in sorted(moves, key=lambda m: (m.at, m.index)):
+        first.setdefault((move.contact_id, move.journey_id), move)
+    missing = sorted(pairs - found)
+    if missing:
+        Enrollment.objects.bulk_create(
+            [
+                Enrollment(
+                    contact_id=c,
+                    journey_id=j,
+                    stage_id=first[(c, j)].stage_id,
+                    stage_entered_at=first[(c, j)].at,
+                    enrolled_at=first[(c, j)].at,
+                )
+                for c, j in missing
+            ],
+            ignore_conflicts=True,
+        )
+    locked = (
+        Enrollment.objects.select_for_update()
+        .filter(contact_id__in=contact_ids, journey_id__in=journey_ids)
+        .order_by("pk")
+    )
+    return {e.pk: e for e in locked if (e.contact_id, e.journey_id) in pairs}
+
+
+def _backfill_merge(timeline: list[_Entry], moves: list[BackfillMove]) -> None:
+    """Insert the moves into one enrollment's sorted ledger (see transitions_backfill)."""
+    keys = [entry.sort_key for entry in timeline]
+    for move in sorted(moves, key=lambda m: (m.at, m.index)):
+        sort_key = (move.at, 1, move.index)
+        position = bisect.bisect_right(keys, sort_key)
+        before = timeline[position - 1] if position else None
+        after = timeline[position] if position < len(timeline) else None
+        if before is not None and before.to_stage_id == move.stage_id:
+            if before.at == move.at:
+                if before.move is None:
+                    move.status, move.transition_id = "duplicate", before.pk
+                else:
+                    move.same_as = before.move
+                continue
+            move.reject(
+                "stage",
+                _("The contact was in this stage already, since %(at)s.") % {"at": before.at.isoformat()},
+            )
+            continue
+        if after is not None and after.to_stage_id == move.stage_id:
+            move.reject(
+                "stage",
+                _("The contact entered this stage at %(at)s, after this move; it would not be a move.")
+                % {"at": after.at.isoformat()},
+            )
+            continue
+        move.status = "stored"
+        entry = _Entry(sort_key, move.at, move.stage_id, move=move)
+        timeline.insert(position, entry)
+        keys.insert(position, sort_key)
+
+
+def _backfill_enrollment_follow(
+    enrollment: Enrollment, timeline: list[_Entry], stage_orders: dict[int, int], last_orders: dict[int, int], now
+) -> bool:
+    """Set the enrollment from its merged ledger; whether it changed."""
+    if not timeline:
+        return False
+    latest, earliest = timeline[-1], timeline[0]
+    before = (enrollment.stage_id, enrollment.stage_entered_at, enrollment.enrolled_at, enrollment.status)
+    if latest.move is not None:
+        enrollment.stage_id, enrollment.stage_entered_at = latest.to_stage_id, latest.at
+        last = last_orders[enrollment.journey_id]
+        enrollment.status = (
+            choices.EnrollmentStatus.COMPLETED
+            if stage_orders[latest.to_stage_id] >= last
+            else choices.EnrollmentStatus.ACTIVE
+        )
+    if earliest.at < enrollment.enrolled_at:
+        enrollment.enrolled_at = earliest.at
+    if before == (enrollment.stage_id, enrollment.stage_entered_at, enrollment.enrolled_at, enrollment.status):
+        return False
+    enrollment.updated_at = now
+    return True
+
+
+def _backfill_repeat(move: BackfillMove) -> None:
+    """A move repeated in the batch (same key, or same stage at the same instant) takes the outcome
+    of its first copy: a duplicate of it, or the same rejection; a key repeated with another move
+    is rejected."""
+    first = move.same_as
+    while first.same_as is not None:
+        first = first.same_as
+    if first.status == "rejected":
+        move.status, move.errors = "rejected", dict(first.errors)
+    elif move.key and move.key == first.key and first.content() != move.content():
+        move.reject("idempotency_key", _("This key was sent before with a different move."))
+    else:
+        move.status, move.transition_id = "duplicate", first.transition_id
+
+
+def _backfill_neighbours_save(entries: list[_Entry]) -> None:
+    """The stored rows that follow a new one: their from_stage and is_backward, in one statement."""
+    if not entries:
+        return
+    table = StageTransition._meta.db_table
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} t SET from_stage_id = u.from_stage_id, is_backward = u.is_backward "
+                "FROM unnest(%s::int8[], %s::int8[], %s::bool[]) AS u(id, from_stage_id, is_backward) "
+                "WHERE t.id = u.id",
+                [[e.pk for e in entries], [e.from_stage_id for e in entries], [e.is_backward for e in entries]],
+            )
+            return
+    # Other databases: bulk_update's one CASE statement per batch (it converts the values).
+    rows = [StageTransition(pk=e.pk, from_stage_id=e.from_stage_id, is_backward=e.is_backward) for e in entries]
+    StageTransition.objects.bulk_update(rows, ["from_stage", "is_backward"], batch_size=500)
+
+
+def _backfill_enrollments_save(enrollments: list[Enrollment]) -> None:
+    """Stage, time in stage, enrollment time and status of the enrollments the merge changed."""
+    if not enrollments:
+        return
+    table = Enrollment._meta.db_table
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} e SET stage_id = u.stage_id, stage_entered_at = u.entered, "
+                "enrolled_at = u.enrolled, status = u.status, updated_at = u.updated "
+                "FROM unnest(%s::int8[], %s::int8[], %s::timestamptz[], %s::timestamptz[], %s::text[], "
+                "%s::timestamptz[]) AS u(id, stage_id, entered, enrolled, status, updated) WHERE e.id = u.id",
+                [
+                    [e.pk for e in enrollments],
+                    [e.stage_id for e in enrollments],
+                    [e.stage_entered_at for e in enrollments],
+                    [e.enrolled_at for e in enrollments],
+                    [e.status for e in enrollments],
+                    [e.updated_at for e in enrollments],
+                ],
+            )
+            return
+    fields = ["stage", "stage_entered_at", "enrolled_at", "status", "updated_at"]
+    Enrollment.objects.bulk_update(enrollments, fields, batch_size=500)
