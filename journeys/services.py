@@ -450,15 +450,15 @@ def _transitions_insert(transitions: list[StageTransition]) -> None:
         transition.recorded_at = now
     columns = (
         "enrollment_id, journey_id, from_stage_id, to_stage_id, at, recorded_at, source, actor_id, reason, event_id, "
-        "rule_id, is_backward, idempotency_key"
+        "rule_id, is_backward"
     )
     with connection.cursor() as cursor:
         if len(transitions) == 1:  # one event's move: plain values, and the id from RETURNING
             t = transitions[0]
             values = (t.enrollment_id, t.journey_id, t.from_stage_id, t.to_stage_id, t.at, now, t.source, t.actor_id)
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * 13)}) RETURNING id",
-                (*values, t.reason, t.event_id, t.rule_id, t.is_backward, t.idempotency_key),
+                f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * 12)}) RETURNING id",
+                (*values, t.reason, t.event_id, t.rule_id, t.is_backward),
             )
             t.pk = cursor.fetchone()[0]
             t._state.adding = False
@@ -470,13 +470,13 @@ def _transitions_insert(transitions: list[StageTransition]) -> None:
             transition.pk = pk
         cursor.execute(
             f"INSERT INTO {table} (id, enrollment_id, journey_id, from_stage_id, to_stage_id, at, recorded_at, "
-            "source, actor_id, reason, event_id, rule_id, is_backward, idempotency_key) "
+            "source, actor_id, reason, event_id, rule_id, is_backward) "
             "SELECT u.id, u.enrollment_id, u.journey_id, u.from_stage_id, u.to_stage_id, u.at, %s, u.source, "
-            "u.actor_id, u.reason, u.event_id, u.rule_id, u.is_backward, u.idempotency_key "
+            "u.actor_id, u.reason, u.event_id, u.rule_id, u.is_backward "
             "FROM unnest(%s::int8[], %s::int8[], %s::int8[], %s::int8[], %s::int8[], %s::timestamptz[], %s::text[], "
-            "%s::int8[], %s::text[], %s::int8[], %s::int8[], %s::bool[], %s::text[]) "
+            "%s::int8[], %s::text[], %s::int8[], %s::int8[], %s::bool[]) "
             "AS u(id, enrollment_id, journey_id, from_stage_id, to_stage_id, at, source, actor_id, reason, event_id, "
-            "rule_id, is_backward, idempotency_key)",
+            "rule_id, is_backward)",
             [
                 now,
                 [t.pk for t in transitions],
@@ -491,7 +491,6 @@ def _transitions_insert(transitions: list[StageTransition]) -> None:
                 [t.event_id for t in transitions],
                 [t.rule_id for t in transitions],
                 [t.is_backward for t in transitions],
-                [t.idempotency_key for t in transitions],
             ],
         )
     for transition in transitions:
@@ -549,12 +548,32 @@ class _Entry:
     move: BackfillMove | None = None
 
 
+@dataclass
+class _EnrollmentState:
+    """The columns of a locked enrollment the merge reads and writes (no model instance: a batch
+    locks hundreds)."""
+
+    pk: int
+    contact_id: int
+    journey_id: int
+    stage_id: int
+    stage_entered_at: datetime
+    enrolled_at: datetime
+    status: str
+    updated_at: datetime | None = None
+
+
+def _on_postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
 @transaction.atomic
 def transitions_backfill(
     *, moves: list[BackfillMove], actor, stage_orders: dict[int, int], last_orders: dict[int, int]
-) -> list[StageTransition]:
+) -> list[int]:
     """Merge historical moves into the ledger (source "import"), in time order; sets each move's
-    outcome and returns the transitions stored. A fixed number of statements per batch.
+    outcome and returns the ids of the transitions stored. A fixed number of statements per batch
+    (on PostgreSQL arrays and a binary COPY, as the events' bulk path).
 
     Merged in time order means, per enrollment: every row, stored or new, sorted by its time (a
     new move after a stored row of the same instant). A new row's `from_stage` is the stage of
@@ -574,65 +593,42 @@ def transitions_backfill(
     pending = _backfill_keys(moves)
     enrollments = _backfill_enrollments_lock(pending)
     timelines: dict[int, list[_Entry]] = {pk: [] for pk in enrollments}
-    rows = (
-        StageTransition.objects.filter(enrollment_id__in=list(enrollments))
-        .order_by("enrollment_id", "at", "pk")
-        .values_list("pk", "enrollment_id", "from_stage_id", "to_stage_id", "at", "is_backward")
-    )
-    for pk, enrollment_id, from_stage_id, to_stage_id, at, is_backward in rows:
+    for pk, enrollment_id, from_stage_id, to_stage_id, at, is_backward in _backfill_ledgers(list(enrollments)):
         timelines[enrollment_id].append(_Entry((at, 0, pk), at, to_stage_id, from_stage_id, is_backward, pk))
-    by_pair = {(e.contact_id, e.journey_id): e for e in enrollments.values()}
+    by_pair = {(e.contact_id, e.journey_id): e.pk for e in enrollments.values()}
     by_enrollment: dict[int, list[BackfillMove]] = {}
     for move in pending:
-        by_enrollment.setdefault(by_pair[(move.contact_id, move.journey_id)].pk, []).append(move)
-    created: list[StageTransition] = []
-    stored: list[tuple[BackfillMove, StageTransition]] = []
+        by_enrollment.setdefault(by_pair[(move.contact_id, move.journey_id)], []).append(move)
+    rows: list[tuple[BackfillMove, int, int | None, bool]] = []  # (move, enrollment, from stage, backward)
     neighbours: list[_Entry] = []
-    changed: list[Enrollment] = []
+    changed: list[_EnrollmentState] = []
     now = timezone.now()
     for enrollment_id, enrollment_moves in by_enrollment.items():
         timeline = timelines[enrollment_id]
         _backfill_merge(timeline, enrollment_moves)
-        enrollment = enrollments[enrollment_id]
         for position, entry in enumerate(timeline):
             before = timeline[position - 1] if position else None
-            if entry.move is None and not (before and before.move and before.move.status == "stored"):
+            if entry.move is None and (before is None or before.move is None):
                 continue  # a stored row whose predecessor did not change
             from_stage_id = before.to_stage_id if before else None
             is_backward = from_stage_id is not None and stage_orders[entry.to_stage_id] < stage_orders[from_stage_id]
-            if entry.move is None:
-                if (entry.from_stage_id, entry.is_backward) != (from_stage_id, is_backward):
-                    entry.from_stage_id, entry.is_backward = from_stage_id, is_backward
-                    neighbours.append(entry)
-                continue
-            move = entry.move
-            created.append(
-                StageTransition(
-                    enrollment=enrollment,
-                    journey_id=move.journey_id,
-                    from_stage_id=from_stage_id,
-                    to_stage_id=move.stage_id,
-                    at=move.at,
-                    source=choices.TransitionSource.IMPORT,
-                    actor=actor,
-                    reason=move.reason,
-                    is_backward=is_backward,
-                    idempotency_key=move.key,
-                )
-            )
-            stored.append((move, created[-1]))
+            if entry.move is not None:
+                rows.append((entry.move, enrollment_id, from_stage_id, is_backward))
+            elif (entry.from_stage_id, entry.is_backward) != (from_stage_id, is_backward):
+                entry.from_stage_id, entry.is_backward = from_stage_id, is_backward
+                neighbours.append(entry)
+        enrollment = enrollments[enrollment_id]
         if _backfill_enrollment_follow(enrollment, timeline, stage_orders, last_orders, now):
             changed.append(enrollment)
-    _transitions_insert(created)
-    for move, transition in stored:
-        move.transition_id = transition.pk
+    ids = _backfill_transitions_insert(rows, actor_id=actor.pk if actor is not None else None, now=now)
+    for (move, *_rest), pk in zip(rows, ids, strict=True):
+        move.transition_id = pk
     for move in moves:
         if move.same_as is not None:
             _backfill_repeat(move)
     _backfill_neighbours_save(neighbours)
     _backfill_enrollments_save(changed)
-    if created:
-        ids = [t.pk for t in created]
+    if ids:
 
         def credit():
             from .tasks import attribution_credit_task
@@ -640,7 +636,7 @@ def transitions_backfill(
             attribution_credit_task.delay(ids)
 
         transaction.on_commit(credit)
-    return created
+    return ids
 
 
 def _backfill_keys(moves: list[BackfillMove]) -> list[BackfillMove]:
@@ -648,7 +644,16 @@ def _backfill_keys(moves: list[BackfillMove]) -> list[BackfillMove]:
     the others (each key's first move)."""
     keys = sorted({m.key for m in moves if m.key})
     stored = {}
-    if keys:
+    if keys and _on_postgresql():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT t.idempotency_key, t.id, e.contact_id, t.journey_id, t.to_stage_id, t.at, t.reason "
+                f"FROM {StageTransition._meta.db_table} t JOIN {Enrollment._meta.db_table} e "
+                "ON e.id = t.enrollment_id WHERE t.idempotency_key = ANY(%s)",
+                [keys],
+            )
+            stored = {row[0]: (row[1], tuple(row[2:])) for row in cursor.fetchall()}
+    elif keys:
         rows = StageTransition.objects.filter(idempotency_key__in=keys).values_list(
             "idempotency_key", "pk", "enrollment__contact_id", "journey_id", "to_stage_id", "at", "reason"
         )
@@ -672,24 +677,52 @@ def _backfill_keys(moves: list[BackfillMove]) -> list[BackfillMove]:
     return pending
 
 
-def _backfill_enrollments_lock(moves: list[BackfillMove]) -> dict[int, Enrollment]:
+def _backfill_enrollments_lock(moves: list[BackfillMove]) -> dict[int, _EnrollmentState]:
     """The enrollments of the moves' (contact, journey) pairs, locked in id order; the missing ones
-    are created first (placeholders the merge sets right; a concurrent writer's wins)."""
+    are created first (placeholders the merge sets right; a concurrent writer's row wins)."""
     if not moves:
         return {}
     pairs = {(m.contact_id, m.journey_id) for m in moves}
     contact_ids = sorted({c for c, _j in pairs})
     journey_ids = sorted({j for _c, j in pairs})
-    found = set(
-        Enrollment.objects.filter(contact_id__in=contact_ids, journey_id__in=journey_ids).values_list(
-            "contact_id", "journey_id"
+    table = Enrollment._meta.db_table
+    postgresql = _on_postgresql()
+    if postgresql:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT contact_id, journey_id FROM {table} WHERE contact_id = ANY(%s) AND journey_id = ANY(%s)",
+                [contact_ids, journey_ids],
+            )
+            found = set(cursor.fetchall())
+    else:
+        found = set(
+            Enrollment.objects.filter(contact_id__in=contact_ids, journey_id__in=journey_ids).values_list(
+                "contact_id", "journey_id"
+            )
         )
-    )
     first: dict[tuple[int, int], BackfillMove] = {}
     for move in sorted(moves, key=lambda m: (m.at, m.index)):
         first.setdefault((move.contact_id, move.journey_id), move)
     missing = sorted(pairs - found)
-    if missing:
+    if missing and postgresql:
+        now = timezone.now()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (contact_id, journey_id, stage_id, stage_entered_at, enrolled_at, status, "
+                "created_at, updated_at) SELECT u.*, %s, %s, %s FROM unnest(%s::int8[], %s::int8[], %s::int8[], "
+                "%s::timestamptz[], %s::timestamptz[]) AS u ON CONFLICT DO NOTHING",
+                [
+                    choices.EnrollmentStatus.ACTIVE,
+                    now,
+                    now,
+                    [c for c, _j in missing],
+                    [j for _c, j in missing],
+                    [first[p].stage_id for p in missing],
+                    [first[p].at for p in missing],
+                    [first[p].at for p in missing],
+                ],
+            )
+    elif missing:
         Enrollment.objects.bulk_create(
             [
                 Enrollment(
@@ -703,12 +736,41 @@ def _backfill_enrollments_lock(moves: list[BackfillMove]) -> dict[int, Enrollmen
             ],
             ignore_conflicts=True,
         )
-    locked = (
-        Enrollment.objects.select_for_update()
-        .filter(contact_id__in=contact_ids, journey_id__in=journey_ids)
-        .order_by("pk")
+    if postgresql:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, contact_id, journey_id, stage_id, stage_entered_at, enrolled_at, status "
+                f"FROM {table} WHERE contact_id = ANY(%s) AND journey_id = ANY(%s) ORDER BY id FOR UPDATE",
+                [contact_ids, journey_ids],
+            )
+            locked = cursor.fetchall()
+    else:
+        locked = (
+            Enrollment.objects.select_for_update()
+            .filter(contact_id__in=contact_ids, journey_id__in=journey_ids)
+            .order_by("pk")
+            .values_list("pk", "contact_id", "journey_id", "stage_id", "stage_entered_at", "enrolled_at", "status")
+        )
+    return {row[0]: _EnrollmentState(*row) for row in locked if (row[1], row[2]) in pairs}
+
+
+def _backfill_ledgers(enrollment_ids: list[int]) -> list[tuple]:
+    """(id, enrollment, from stage, to stage, at, backward) of these enrollments' ledgers, in time order."""
+    if not enrollment_ids:
+        return []
+    if _on_postgresql():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, enrollment_id, from_stage_id, to_stage_id, at, is_backward "
+                f"FROM {StageTransition._meta.db_table} WHERE enrollment_id = ANY(%s) ORDER BY enrollment_id, at, id",
+                [enrollment_ids],
+            )
+            return cursor.fetchall()
+    return list(
+        StageTransition.objects.filter(enrollment_id__in=enrollment_ids)
+        .order_by("enrollment_id", "at", "pk")
+        .values_list("pk", "enrollment_id", "from_stage_id", "to_stage_id", "at", "is_backward")
     )
-    return {e.pk: e for e in locked if (e.contact_id, e.journey_id) in pairs}
 
 
 def _backfill_merge(timeline: list[_Entry], moves: list[BackfillMove]) -> None:
@@ -739,13 +801,12 @@ def _backfill_merge(timeline: list[_Entry], moves: list[BackfillMove]) -> None:
             )
             continue
         move.status = "stored"
-        entry = _Entry(sort_key, move.at, move.stage_id, move=move)
-        timeline.insert(position, entry)
+        timeline.insert(position, _Entry(sort_key, move.at, move.stage_id, move=move))
         keys.insert(position, sort_key)
 
 
 def _backfill_enrollment_follow(
-    enrollment: Enrollment, timeline: list[_Entry], stage_orders: dict[int, int], last_orders: dict[int, int], now
+    enrollment: _EnrollmentState, timeline: list[_Entry], stage_orders: dict[int, int], last_orders, now
 ) -> bool:
     """Set the enrollment from its merged ledger; whether it changed."""
     if not timeline:
@@ -754,10 +815,9 @@ def _backfill_enrollment_follow(
     before = (enrollment.stage_id, enrollment.stage_entered_at, enrollment.enrolled_at, enrollment.status)
     if latest.move is not None:
         enrollment.stage_id, enrollment.stage_entered_at = latest.to_stage_id, latest.at
-        last = last_orders[enrollment.journey_id]
         enrollment.status = (
             choices.EnrollmentStatus.COMPLETED
-            if stage_orders[latest.to_stage_id] >= last
+            if stage_orders[latest.to_stage_id] >= last_orders[enrollment.journey_id]
             else choices.EnrollmentStatus.ACTIVE
         )
     if earliest.at < enrollment.enrolled_at:
@@ -783,34 +843,100 @@ def _backfill_repeat(move: BackfillMove) -> None:
         move.status, move.transition_id = "duplicate", first.transition_id
 
 
+# The columns a backfilled transition writes (event and rule stay empty), with their COPY types.
+_BACKFILL_COLUMNS = (
+    ("id", "int8"),
+    ("enrollment_id", "int8"),
+    ("journey_id", "int8"),
+    ("from_stage_id", "int8"),
+    ("to_stage_id", "int8"),
+    ("at", "timestamptz"),
+    ("recorded_at", "timestamptz"),
+    ("source", "text"),
+    ("actor_id", "int4"),  # or int8, see below
+    ("reason", "text"),
+    ("is_backward", "bool"),
+    ("idempotency_key", "text"),
+)
+
+
+def _backfill_transitions_insert(rows: list[tuple], *, actor_id: int | None, now) -> list[int]:
+    """Insert the new rows; their ids, in order. On PostgreSQL ids are drawn from the sequence and
+    the rows sent by binary COPY (as events are); elsewhere bulk_create. A concurrent request that
+    stored the same idempotency key first makes this raise IntegrityError (the caller retries)."""
+    if not rows:
+        return []
+    source = choices.TransitionSource.IMPORT
+    if not _on_postgresql():
+        transitions = [
+            StageTransition(
+                enrollment_id=enrollment_id,
+                journey_id=move.journey_id,
+                from_stage_id=from_stage_id,
+                to_stage_id=move.stage_id,
+                at=move.at,
+                source=source,
+                actor_id=actor_id,
+                reason=move.reason,
+                is_backward=is_backward,
+                idempotency_key=move.key,
+            )
+            for move, enrollment_id, from_stage_id, is_backward in rows
+        ]
+        StageTransition.objects.bulk_create(transitions)
+        return [t.pk for t in transitions]
+    import psycopg
+
+    table = StageTransition._meta.db_table
+    names = ", ".join(name for name, _kind in _BACKFILL_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(rows)]
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        try:
+            with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+                # The user model's id may be an integer or a bigint: the binary format differs.
+                actor_kind = (
+                    "int8"
+                    if StageTransition._meta.get_field("actor").target_field.db_type(connection) == "bigint"
+                    else "int4"
+                )
+                copy.set_types([actor_kind if name == "actor_id" else kind for name, kind in _BACKFILL_COLUMNS])
+                for pk, (move, enrollment_id, from_stage_id, is_backward) in zip(ids, rows, strict=True):
+                    row = (pk, enrollment_id, move.journey_id, from_stage_id, move.stage_id, move.at, now, source)
+                    copy.write_row((*row, actor_id, move.reason, is_backward, move.key))
+        except psycopg.errors.UniqueViolation as error:
+            raise IntegrityError(str(error)) from error
+    return ids
+
+
 def _backfill_neighbours_save(entries: list[_Entry]) -> None:
     """The stored rows that follow a new one: their from_stage and is_backward, in one statement."""
     if not entries:
         return
-    table = StageTransition._meta.db_table
-    if connection.vendor == "postgresql":
+    if _on_postgresql():
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table} t SET from_stage_id = u.from_stage_id, is_backward = u.is_backward "
-                "FROM unnest(%s::int8[], %s::int8[], %s::bool[]) AS u(id, from_stage_id, is_backward) "
-                "WHERE t.id = u.id",
+                f"UPDATE {StageTransition._meta.db_table} t SET from_stage_id = u.from_stage_id, "
+                "is_backward = u.is_backward FROM unnest(%s::int8[], %s::int8[], %s::bool[]) "
+                "AS u(id, from_stage_id, is_backward) WHERE t.id = u.id",
                 [[e.pk for e in entries], [e.from_stage_id for e in entries], [e.is_backward for e in entries]],
             )
-            return
+        return
     # Other databases: bulk_update's one CASE statement per batch (it converts the values).
     rows = [StageTransition(pk=e.pk, from_stage_id=e.from_stage_id, is_backward=e.is_backward) for e in entries]
     StageTransition.objects.bulk_update(rows, ["from_stage", "is_backward"], batch_size=500)
 
 
-def _backfill_enrollments_save(enrollments: list[Enrollment]) -> None:
+def _backfill_enrollments_save(enrollments: list[_EnrollmentState]) -> None:
     """Stage, time in stage, enrollment time and status of the enrollments the merge changed."""
     if not enrollments:
         return
-    table = Enrollment._meta.db_table
-    if connection.vendor == "postgresql":
+    if _on_postgresql():
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table} e SET stage_id = u.stage_id, stage_entered_at = u.entered, "
+                f"UPDATE {Enrollment._meta.db_table} e SET stage_id = u.stage_id, stage_entered_at = u.entered, "
                 "enrolled_at = u.enrolled, status = u.status, updated_at = u.updated "
                 "FROM unnest(%s::int8[], %s::int8[], %s::timestamptz[], %s::timestamptz[], %s::text[], "
                 "%s::timestamptz[]) AS u(id, stage_id, entered, enrolled, status, updated) WHERE e.id = u.id",
@@ -823,6 +949,18 @@ def _backfill_enrollments_save(enrollments: list[Enrollment]) -> None:
                     [e.updated_at for e in enrollments],
                 ],
             )
-            return
-    fields = ["stage", "stage_entered_at", "enrolled_at", "status", "updated_at"]
-    Enrollment.objects.bulk_update(enrollments, fields, batch_size=500)
+        return
+    rows = [
+        Enrollment(
+            pk=e.pk,
+            stage_id=e.stage_id,
+            stage_entered_at=e.stage_entered_at,
+            enrolled_at=e.enrolled_at,
+            status=e.status,
+            updated_at=e.updated_at,
+        )
+        for e in enrollments
+    ]
+    Enrollment.objects.bulk_update(
+        rows, ["stage", "stage_entered_at", "enrolled_at", "status", "updated_at"], batch_size=500
+    )
