@@ -456,3 +456,103 @@ def test_backfill_and_live_events_on_the_same_contacts_lose_and_double_no_row():
     # and every ledger is one chain in time order that its enrollment mirrors
     for enrollment in enrollments:
         assert_chain(enrollment)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+def test_the_same_batch_posted_twice_at_once_is_stored_once():
+    # given a batch of history for new people and a known one, with keys
+    journey = JourneyFactory(stages=["a", "b", "c"])
+    ContactFactory(email="known@example.com")
+    root = UserFactory(username="root", is_superuser=True)
+    people = ["known@example.com"] + [f"new{i}@example.com" for i in range(20)]
+    items = [
+        {
+            "contact": {"email": email},
+            "journey": journey.slug,
+            "stage": stage,
+            "at": iso(10 - n),
+            "idempotency_key": f"{email}-{stage}",
+        }
+        for email in people
+        for n, stage in enumerate(["a", "b", "c"])
+    ]
+
+    # when a client's retry delivers it four times at once
+    def post(i):
+        client = APIClient()
+        client.force_authenticate(root)
+        response = client.post(URL, items, format="json")
+        return response.status_code, response.json()
+
+    barrier = threading.Barrier(4)
+    outcomes: list = [None] * 4
+
+    def run(i):
+        try:
+            barrier.wait(timeout=10)
+            outcomes[i] = post(i)
+        except Exception as exc:
+            outcomes[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    # then each move was stored by exactly one request, the others answer duplicate with its id
+    assert all(not isinstance(o, Exception) and o[0] == 200 for o in outcomes), outcomes
+    assert StageTransition.objects.filter(journey=journey).count() == len(items)
+    assert Contact.objects.filter(email__startswith="new").count() == 20
+    for index in range(len(items)):
+        statuses = sorted(body["results"][index]["status"] for _status, body in outcomes)
+        assert statuses == ["duplicate"] * 3 + ["stored"], (index, statuses)
+        assert len({body["results"][index]["id"] for _status, body in outcomes}) == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="compares PostgreSQL's fast path with the portable one")
+def test_the_postgresql_fast_path_writes_what_the_portable_path_writes(manager_api, funnel, monkeypatch):
+    # given two people with the same stored ledger
+    stages = {s.slug: s for s in funnel.stages.all()}
+    enrollments, enrolled, paid = {}, ago(30), ago(5)
+    for email in ("fast@example.com", "plain@example.com"):
+        enrollment = EnrollmentFactory(
+            contact=ContactFactory(email=email), journey=funnel, stage=stages["lead"], at=enrolled
+        )
+        services.enrollment_move(enrollment=enrollment, stage=stages["customer"], reason="paid", at=paid)
+        enrollments[email] = enrollment
+    times = [iso(40), iso(20), iso(2)]
+
+    def history(email):
+        ref = {"email": email}
+        return [
+            {**move(ref, "fan", 0, idempotency_key=f"{email}-1"), "at": times[0]},
+            {**move(ref, "trial", 0, idempotency_key=f"{email}-2", reason="old CRM"), "at": times[1]},
+            {**move(ref, "lead", 0, idempotency_key=f"{email}-3"), "at": times[2]},
+        ]
+
+    # when one is imported through the PostgreSQL path and the other through the portable one
+    fast = manager_api.post(URL, history("fast@example.com"), format="json")
+    monkeypatch.setattr(services, "_on_postgresql", lambda: False)
+    plain = manager_api.post(URL, history("plain@example.com"), format="json")
+
+    # then the replies, ledgers and enrollments are the same, column by column
+    assert [r["status"] for r in fast.json()["results"]] == [r["status"] for r in plain.json()["results"]]
+
+    def columns(enrollment):
+        enrollment.refresh_from_db()
+        rows = [
+            (
+                *(r.from_stage_id, r.to_stage_id, r.at, r.source, r.actor_id, r.reason, r.is_backward, r.event_id),
+                r.rule_id,
+                (r.idempotency_key or "").split("-")[-1],
+            )
+            for r in ledger(enrollment)
+        ]
+        return rows, (enrollment.stage_id, enrollment.stage_entered_at, enrollment.enrolled_at, enrollment.status)
+
+    assert columns(enrollments["fast@example.com"]) == columns(enrollments["plain@example.com"])
+    assert_chain(enrollments["fast@example.com"])
