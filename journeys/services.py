@@ -678,39 +678,29 @@ def _backfill_keys(moves: list[BackfillMove]) -> list[BackfillMove]:
 
 
 def _backfill_enrollments_lock(moves: list[BackfillMove]) -> dict[int, _EnrollmentState]:
-    """The enrollments of the moves' (contact, journey) pairs, locked in id order; the missing ones
-    are created first (placeholders the merge sets right; a concurrent writer's row wins)."""
+    """The enrollments of the moves' (contact, journey) pairs, locked in id order. The existing
+    ones are locked first, then the missing ones created (placeholders the merge sets right; a
+    concurrent writer's row wins) and locked: the order of the rules (journeys.services.
+    _rules_write), so a batch of events and a backfill wait for each other instead of deadlocking."""
     if not moves:
         return {}
     pairs = {(m.contact_id, m.journey_id) for m in moves}
     contact_ids = sorted({c for c, _j in pairs})
     journey_ids = sorted({j for _c, j in pairs})
-    table = Enrollment._meta.db_table
-    postgresql = _on_postgresql()
-    if postgresql:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT contact_id, journey_id FROM {table} WHERE contact_id = ANY(%s) AND journey_id = ANY(%s)",
-                [contact_ids, journey_ids],
-            )
-            found = set(cursor.fetchall())
-    else:
-        found = set(
-            Enrollment.objects.filter(contact_id__in=contact_ids, journey_id__in=journey_ids).values_list(
-                "contact_id", "journey_id"
-            )
-        )
+    locked = _backfill_lock(contact_ids, journey_ids, pairs)
+    missing = sorted(pairs - {(e.contact_id, e.journey_id) for e in locked.values()})
+    if not missing:
+        return locked
     first: dict[tuple[int, int], BackfillMove] = {}
     for move in sorted(moves, key=lambda m: (m.at, m.index)):
         first.setdefault((move.contact_id, move.journey_id), move)
-    missing = sorted(pairs - found)
-    if missing and postgresql:
+    if _on_postgresql():
         now = timezone.now()
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {table} (contact_id, journey_id, stage_id, stage_entered_at, enrolled_at, status, "
-                "created_at, updated_at) SELECT u.*, %s, %s, %s FROM unnest(%s::int8[], %s::int8[], %s::int8[], "
-                "%s::timestamptz[], %s::timestamptz[]) AS u ON CONFLICT DO NOTHING",
+                f"INSERT INTO {Enrollment._meta.db_table} (contact_id, journey_id, stage_id, stage_entered_at, "
+                "enrolled_at, status, created_at, updated_at) SELECT u.*, %s, %s, %s FROM unnest(%s::int8[], "
+                "%s::int8[], %s::int8[], %s::timestamptz[], %s::timestamptz[]) AS u ON CONFLICT DO NOTHING",
                 [
                     choices.EnrollmentStatus.ACTIVE,
                     now,
@@ -722,7 +712,7 @@ def _backfill_enrollments_lock(moves: list[BackfillMove]) -> dict[int, _Enrollme
                     [first[p].at for p in missing],
                 ],
             )
-    elif missing:
+    else:
         Enrollment.objects.bulk_create(
             [
                 Enrollment(
@@ -736,22 +726,29 @@ def _backfill_enrollments_lock(moves: list[BackfillMove]) -> dict[int, _Enrollme
             ],
             ignore_conflicts=True,
         )
-    if postgresql:
+    return _backfill_lock(contact_ids, journey_ids, pairs)
+
+
+def _backfill_lock(contact_ids: list[int], journey_ids: list[int], pairs: set) -> dict[int, _EnrollmentState]:
+    """SELECT ... FOR UPDATE of the pairs' enrollments in id order (rows already locked by this
+    transaction are simply returned again)."""
+    if _on_postgresql():
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT id, contact_id, journey_id, stage_id, stage_entered_at, enrolled_at, status "
-                f"FROM {table} WHERE contact_id = ANY(%s) AND journey_id = ANY(%s) ORDER BY id FOR UPDATE",
+                f"FROM {Enrollment._meta.db_table} WHERE contact_id = ANY(%s) AND journey_id = ANY(%s) "
+                "ORDER BY id FOR UPDATE",
                 [contact_ids, journey_ids],
             )
-            locked = cursor.fetchall()
+            rows = cursor.fetchall()
     else:
-        locked = (
+        rows = (
             Enrollment.objects.select_for_update()
             .filter(contact_id__in=contact_ids, journey_id__in=journey_ids)
             .order_by("pk")
             .values_list("pk", "contact_id", "journey_id", "stage_id", "stage_entered_at", "enrolled_at", "status")
         )
-    return {row[0]: _EnrollmentState(*row) for row in locked if (row[1], row[2]) in pairs}
+    return {row[0]: _EnrollmentState(*row) for row in rows if (row[1], row[2]) in pairs}
 
 
 def _backfill_ledgers(enrollment_ids: list[int]) -> list[tuple]:
