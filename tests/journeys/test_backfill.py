@@ -281,6 +281,40 @@ def test_a_failure_mid_batch_leaves_nothing_half_written_and_the_retry_stores_al
     assert [r.to_stage.slug for r in assert_chain(enrollment)] == ["fan", "lead"]
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a trigger makes PostgreSQL itself fail the write")
+def test_a_database_error_mid_batch_rolls_back_everything(manager_api, funnel):
+    # given a stored move, and the database refusing to update enrollments (a real error of
+    # PostgreSQL, after the new people, the moves and their neighbours were written)
+    enrollment = EnrollmentFactory(contact=ContactFactory(email="sara@example.com"), journey=funnel, at=ago(10))
+    items = [move({"email": f"p{i}@example.com"}, "lead", 20 - i, idempotency_key=f"k{i}") for i in range(5)]
+    items.append(move({"email": "sara@example.com"}, "fan", 30, idempotency_key="k-sara"))
+    contacts, transitions = Contact.objects.count(), StageTransition.objects.count()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER test_refuse BEFORE UPDATE ON journeys_enrollment FOR EACH ROW EXECUTE FUNCTION test_refuse()"
+        )
+
+    # when the batch is posted
+    with pytest.raises(Exception, match="refused by the test"):
+        manager_api.post(URL, items, format="json")
+
+    # then nothing of it is there
+    assert (Contact.objects.count(), StageTransition.objects.count()) == (contacts, transitions)
+    assert ledger(enrollment)[0].from_stage_id is None
+
+    # and once the database takes writes again, the same request stores every move once
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER test_refuse ON journeys_enrollment")
+    response = manager_api.post(URL, items, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["stored"] == len(items)
+    assert [r.to_stage.slug for r in assert_chain(enrollment)] == ["fan", "lead"]
+
+
 def test_query_count_does_not_grow_with_the_batch(manager_api, funnel):
     # given contacts with a stored move each
     for i in range(65):
