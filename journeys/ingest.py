@@ -25,15 +25,13 @@ from django.utils.translation import gettext as _
 from phonenumber_field.phonenumber import to_python as to_phone
 from psycopg.types.json import Jsonb
 
-from core.exceptions import DomainError
 from crm import selectors as crm_selectors
 from crm import services as crm_services
 from crm.choices import ContactSource, Language
-from crm.models import Contact
 from crm.selectors import ContactRef
 
 from . import choices, selectors, services
-from .models import Event, Journey, Stage, slug_validator
+from .models import Event, slug_validator
 from .signals import events_stored
 
 EVENT_FIELDS = frozenset(
@@ -324,7 +322,7 @@ def events_ingest(*, items: list, source: str, actor=None, apply_rules: bool = T
             # at once (in the caller's transaction, if there is one), so a concurrent batch naming
             # the same new person waits for that short commit, not for this whole batch.
             outcome: list[ItemResult] = []
-            contact_ids = _resolve_contacts(valid, outcome, actor=actor)
+            contact_ids = contacts_resolve(valid, outcome, actor=actor)
             with transaction.atomic():
                 stored = _store(valid, contact_ids, outcome, source=source, now=now)
                 transitions = services.rules_apply(stored) if apply_rules and stored else []
@@ -522,9 +520,15 @@ def _settle(item: _Item, found: tuple[int, bool], resolved: dict[int, int], outc
         resolved[item.index] = contact_id
 
 
-def _resolve_contacts(valid: list[_Item], outcome: list[ItemResult], *, actor) -> dict[int, int]:
+def contacts_resolve(
+    valid: list[_Item], outcome: list[ItemResult], *, actor, source: str = ContactSource.EVENT
+) -> dict[int, int]:
     """{item index: contact id}, creating contacts first seen here. Items naming an unknown
-    contact that may not be created, or an erased one, are rejected into `outcome`."""
+    contact that may not be created, or an erased one, are rejected into `outcome`.
+
+    Items are anything with `index`, `ref` (ContactRef), `create_contact` and `new_contact`
+    (validated fields of a new contact, as `_clean_contact` gives): events, and the moves of
+    journeys.backfill. New contacts get `source`."""
     matches = crm_selectors.contacts_match_refs({item.ref for item in valid})
     resolved: dict[int, int] = {}
     to_create: list[dict] = []
@@ -556,13 +560,15 @@ def _resolve_contacts(valid: list[_Item], outcome: list[ItemResult], *, actor) -
             pending_by_identity.setdefault(identity, slot)
         waiting.append((item, slot))
     if to_create:
-        found = _contacts_create(to_create, waiting, actor=actor)
+        found = _contacts_create(to_create, waiting, actor=actor, source=source)
         for item, slot in waiting:
             _settle(item, found[slot], resolved, outcome)
     return resolved
 
 
-def _contacts_create(rows: list[dict], waiting: list[tuple[_Item, int]], *, actor) -> list[tuple[int, bool]]:
+def _contacts_create(
+    rows: list[dict], waiting: list[tuple[_Item, int]], *, actor, source: str
+) -> list[tuple[int, bool]]:
     """(contact id, erased?) for each row of new contacts, created here. When a concurrent batch
     created one of them first, the insert waits for that batch's commit and fails on the unique
     index; the savepoint is rolled back, the rows are looked up again and only the rest created,
@@ -572,7 +578,7 @@ def _contacts_create(rows: list[dict], waiting: list[tuple[_Item, int]], *, acto
         missing = [slot for slot, value in enumerate(found) if value is None]
         try:
             created = crm_services.contacts_create_for_refs(
-                rows=[rows[slot] for slot in missing], source=ContactSource.EVENT, actor=actor
+                rows=[rows[slot] for slot in missing], source=source, actor=actor
             )
         except IntegrityError:
             if attempt == 2:
@@ -596,63 +602,3 @@ def body_too_large(content_length) -> bool:
         return int(content_length or 0) > settings.JOURNEYS_MAX_BODY_BYTES
     except ValueError:
         return False
-
-
-def transitions_import(*, items: list, actor) -> list[ItemResult]:
-    """Backfill stage history with its original times: each item names a contact (as events do),
-    a journey and a stage by slug, the time and a reason. Items are applied oldest first, each in
-    its own savepoint, through the same move service as everything else (source "import")."""
-    now = timezone.now()
-    journeys = {j.slug: j for j in Journey.objects.all()}
-    stages = {(s.journey_id, s.slug): s for s in Stage.objects.all()}
-    results: list[ItemResult | None] = [None] * len(items)
-    valid = []
-    for index, raw in enumerate(items):
-        errors: dict = {}
-        if not isinstance(raw, dict):
-            results[index] = ItemResult(
-                index, "rejected", errors={"non_field_errors": [_("Each item is a JSON object.")]}
-            )
-            continue
-        for name in raw.keys() - {"contact", "journey", "stage", "at", "reason"}:
-            errors[name] = [_("Unknown field.")]
-        ref, _new = _clean_contact(raw.get("contact"), errors)
-        journey = journeys.get(raw.get("journey")) if isinstance(raw.get("journey"), str) else None
-        if journey is None:
-            errors["journey"] = [_("Unknown journey.")]
-        stage = stages.get((journey.pk, raw.get("stage"))) if journey and isinstance(raw.get("stage"), str) else None
-        if journey is not None and stage is None:
-            errors["stage"] = [_("Unknown stage of this journey.")]
-        try:
-            at = parse_time(raw.get("at"), now=now)
-        except _Invalid as exc:
-            errors["at"] = [str(exc)]
-        reason = raw.get("reason", "")
-        if not isinstance(reason, str) or len(reason) > 500 or not _storable(reason):
-            errors["reason"] = [_("Give text of at most %(limit)d characters.") % {"limit": 500}]
-        if errors:
-            results[index] = ItemResult(index, "rejected", errors=errors)
-        else:
-            valid.append((at, index, ref, journey, stage, reason))
-    matches = crm_selectors.contacts_match_refs({item[2] for item in valid})
-    contacts = {c.pk: c for c in Contact.objects.filter(pk__in=[m[0] for m in matches.values()])}
-    for at, index, ref, journey, stage, reason in sorted(valid, key=lambda item: (item[0], item[1])):
-        found = matches.get(ref)
-        if found is None:
-            results[index] = ItemResult(index, "rejected", errors={"contact": [_("No contact matches.")]})
-            continue
-        try:
-            with transaction.atomic():
-                transition = services.enrollment_set_stage(
-                    contact=contacts[found[0]],
-                    journey=journey,
-                    stage=stage,
-                    actor=actor,
-                    source=choices.TransitionSource.IMPORT,
-                    reason=reason,
-                    at=at,
-                )
-            results[index] = ItemResult(index, "stored", event_id=transition.pk, contact_id=found[0])
-        except DomainError as exc:
-            results[index] = ItemResult(index, "rejected", errors={exc.field or "non_field_errors": [exc.message]})
-    return results

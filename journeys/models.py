@@ -233,11 +233,25 @@ class StageTransition(models.Model):
         "StageRule", verbose_name=_("rule"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     is_backward = models.BooleanField(_("backward"), default=False)
+    idempotency_key = models.CharField(
+        _("idempotency key"),
+        max_length=100,
+        null=True,
+        blank=True,
+        help_text=_("A client's unique id for an imported move: sending it again stores nothing twice."),
+    )
 
     class Meta:
         verbose_name = _("stage transition")
         verbose_name_plural = _("stage transitions")
         ordering = ["-at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="journeys_transition_idempotency_key_unique",
+            ),
+        ]
         indexes = [
             models.Index(fields=["enrollment", "at"], name="journeys_transition_enr_idx"),
             models.Index(fields=["journey", "to_stage", "at"], name="journeys_transition_stage_idx"),

@@ -6,6 +6,8 @@ after commit. Enrollments are locked with select_for_update, so concurrent moves
 never lose a transition.
 """
 
+import bisect
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -504,3 +506,458 @@ def ingest_key_create(*, name: str, actor) -> tuple[IngestKey, str]:
     )
     audit_log_record(actor=actor, action="ingest_key.create", obj=key, data={"name": name})
     return key, raw
+
+
+# ---------------------------------------------------------------- history import (backfill)
+
+
+@dataclass
+class BackfillMove:
+    """One validated historical move (journeys.backfill reads and checks them), and its outcome:
+    `status` stored, duplicate or rejected, with the transition's id or the errors."""
+
+    index: int
+    contact_id: int
+    journey_id: int
+    stage_id: int
+    at: datetime
+    reason: str = ""
+    key: str | None = None
+    status: str = ""
+    transition_id: int | None = None
+    errors: dict = field(default_factory=dict)
+    same_as: "BackfillMove | None" = None  # a repeat inside the batch: its outcome is that move's
+
+    def content(self) -> tuple:
+        return (self.contact_id, self.journey_id, self.stage_id, self.at, self.reason)
+
+    def reject(self, field_name: str, message: str) -> None:
+        self.status, self.errors = "rejected", {field_name: [message]}
+
+
+@dataclass
+class _Entry:
+    """A row of one enrollment's ledger while merging: a stored transition or a new move."""
+
+    sort_key: tuple
+    at: datetime
+    to_stage_id: int
+    from_stage_id: int | None = None
+    is_backward: bool = False
+    pk: int | None = None
+    move: BackfillMove | None = None
+
+
+@dataclass
+class _EnrollmentState:
+    """The columns of a locked enrollment the merge reads and writes (no model instance: a batch
+    locks hundreds)."""
+
+    pk: int
+    contact_id: int
+    journey_id: int
+    stage_id: int
+    stage_entered_at: datetime
+    enrolled_at: datetime
+    status: str
+    updated_at: datetime | None = None
+
+
+def _on_postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@transaction.atomic
+def transitions_backfill(
+    *, moves: list[BackfillMove], actor, stage_orders: dict[int, int], last_orders: dict[int, int]
+) -> list[int]:
+    """Merge historical moves into the ledger (source "import"), in time order; sets each move's
+    outcome and returns the ids of the transitions stored. A fixed number of statements per batch
+    (on PostgreSQL arrays and a binary COPY, as the events' bulk path).
+
+    Merged in time order means, per enrollment: every row, stored or new, sorted by its time (a
+    new move after a stored row of the same instant). A new row's `from_stage` is the stage of
+    the row before it (none: it is the first, the contact's enrollment); the stored row right after
+    a new one gets the new one's stage as its `from_stage` and its `is_backward` again (the other
+    columns of stored rows never change). The enrollment's stage and time in stage are the latest
+    row's, its enrollment time the earliest row's; its status changes only when the latest row is
+    new (completed at the journey's last stage, active otherwise, as for any move). A move to the
+    stage of the row before it is a duplicate when at the same instant, otherwise rejected, as is
+    a move to the stage of the row after it: neither would be a move.
+
+    An idempotency key already stored is a duplicate when the move is the same (contact, journey,
+    stage, time, reason), and rejected when it is not. Enrollments are locked in id order, as the
+    rules do, so live events on the same contact wait rather than lose or double a row.
+    Historical moves start no workflow and send no survey (no stage_changed): the attribution
+    credits of the enrollments touched are recomputed after commit."""
+    pending = _backfill_keys(moves)
+    enrollments = _backfill_enrollments_lock(pending)
+    timelines: dict[int, list[_Entry]] = {pk: [] for pk in enrollments}
+    for pk, enrollment_id, from_stage_id, to_stage_id, at, is_backward in _backfill_ledgers(list(enrollments)):
+        timelines[enrollment_id].append(_Entry((at, 0, pk), at, to_stage_id, from_stage_id, is_backward, pk))
+    by_pair = {(e.contact_id, e.journey_id): e.pk for e in enrollments.values()}
+    by_enrollment: dict[int, list[BackfillMove]] = {}
+    for move in pending:
+        by_enrollment.setdefault(by_pair[(move.contact_id, move.journey_id)], []).append(move)
+    rows: list[tuple[BackfillMove, int, int | None, bool]] = []  # (move, enrollment, from stage, backward)
+    neighbours: list[_Entry] = []
+    changed: list[_EnrollmentState] = []
+    now = timezone.now()
+    for enrollment_id, enrollment_moves in by_enrollment.items():
+        timeline = timelines[enrollment_id]
+        _backfill_merge(timeline, enrollment_moves)
+        for position, entry in enumerate(timeline):
+            before = timeline[position - 1] if position else None
+            if entry.move is None and (before is None or before.move is None):
+                continue  # a stored row whose predecessor did not change
+            from_stage_id = before.to_stage_id if before else None
+            is_backward = from_stage_id is not None and stage_orders[entry.to_stage_id] < stage_orders[from_stage_id]
+            if entry.move is not None:
+                rows.append((entry.move, enrollment_id, from_stage_id, is_backward))
+            elif (entry.from_stage_id, entry.is_backward) != (from_stage_id, is_backward):
+                entry.from_stage_id, entry.is_backward = from_stage_id, is_backward
+                neighbours.append(entry)
+        enrollment = enrollments[enrollment_id]
+        if _backfill_enrollment_follow(enrollment, timeline, stage_orders, last_orders, now):
+            changed.append(enrollment)
+    ids = _backfill_transitions_insert(rows, actor_id=actor.pk if actor is not None else None, now=now)
+    for (move, *_rest), pk in zip(rows, ids, strict=True):
+        move.transition_id = pk
+    for move in moves:
+        if move.same_as is not None:
+            _backfill_repeat(move)
+    _backfill_neighbours_save(neighbours)
+    _backfill_enrollments_save(changed)
+    if ids:
+
+        def credit():
+            from .tasks import attribution_credit_task
+
+            attribution_credit_task.delay(ids)
+
+        transaction.on_commit(credit)
+    return ids
+
+
+def _backfill_keys(moves: list[BackfillMove]) -> list[BackfillMove]:
+    """Settle the moves whose idempotency key is stored already or repeated in the batch; return
+    the others (each key's first move)."""
+    keys = sorted({m.key for m in moves if m.key})
+    stored = {}
+    if keys and _on_postgresql():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT t.idempotency_key, t.id, e.contact_id, t.journey_id, t.to_stage_id, t.at, t.reason "
+                f"FROM {StageTransition._meta.db_table} t JOIN {Enrollment._meta.db_table} e "
+                "ON e.id = t.enrollment_id WHERE t.idempotency_key = ANY(%s)",
+                [keys],
+            )
+            stored = {row[0]: (row[1], tuple(row[2:])) for row in cursor.fetchall()}
+    elif keys:
+        rows = StageTransition.objects.filter(idempotency_key__in=keys).values_list(
+            "idempotency_key", "pk", "enrollment__contact_id", "journey_id", "to_stage_id", "at", "reason"
+        )
+        stored = {row[0]: (row[1], tuple(row[2:])) for row in rows}
+    first: dict[str, BackfillMove] = {}
+    pending = []
+    for move in moves:
+        if move.key in stored:
+            pk, content = stored[move.key]
+            if content == move.content():
+                move.status, move.transition_id = "duplicate", pk
+            else:
+                move.reject("idempotency_key", _("This key was sent before with a different move."))
+            continue
+        if move.key:
+            if move.key in first:
+                move.same_as = first[move.key]
+                continue
+            first[move.key] = move
+        pending.append(move)
+    return pending
+
+
+def _backfill_enrollments_lock(moves: list[BackfillMove]) -> dict[int, _EnrollmentState]:
+    """The enrollments of the moves' (contact, journey) pairs, locked in id order. The existing
+    ones are locked first, then the missing ones created (placeholders the merge sets right; a
+    concurrent writer's row wins) and locked: the order of the rules (journeys.services.
+    _rules_write), so a batch of events and a backfill wait for each other instead of deadlocking."""
+    if not moves:
+        return {}
+    pairs = {(m.contact_id, m.journey_id) for m in moves}
+    contact_ids = sorted({c for c, _j in pairs})
+    journey_ids = sorted({j for _c, j in pairs})
+    locked = _backfill_lock(contact_ids, journey_ids, pairs)
+    missing = sorted(pairs - {(e.contact_id, e.journey_id) for e in locked.values()})
+    if not missing:
+        return locked
+    first: dict[tuple[int, int], BackfillMove] = {}
+    for move in sorted(moves, key=lambda m: (m.at, m.index)):
+        first.setdefault((move.contact_id, move.journey_id), move)
+    if _on_postgresql():
+        now = timezone.now()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {Enrollment._meta.db_table} (contact_id, journey_id, stage_id, stage_entered_at, "
+                "enrolled_at, status, created_at, updated_at) SELECT u.*, %s, %s, %s FROM unnest(%s::int8[], "
+                "%s::int8[], %s::int8[], %s::timestamptz[], %s::timestamptz[]) AS u ON CONFLICT DO NOTHING",
+                [
+                    choices.EnrollmentStatus.ACTIVE,
+                    now,
+                    now,
+                    [c for c, _j in missing],
+                    [j for _c, j in missing],
+                    [first[p].stage_id for p in missing],
+                    [first[p].at for p in missing],
+                    [first[p].at for p in missing],
+                ],
+            )
+    else:
+        Enrollment.objects.bulk_create(
+            [
+                Enrollment(
+                    contact_id=c,
+                    journey_id=j,
+                    stage_id=first[(c, j)].stage_id,
+                    stage_entered_at=first[(c, j)].at,
+                    enrolled_at=first[(c, j)].at,
+                )
+                for c, j in missing
+            ],
+            ignore_conflicts=True,
+        )
+    return _backfill_lock(contact_ids, journey_ids, pairs)
+
+
+def _backfill_lock(contact_ids: list[int], journey_ids: list[int], pairs: set) -> dict[int, _EnrollmentState]:
+    """SELECT ... FOR UPDATE of the pairs' enrollments in id order (rows already locked by this
+    transaction are simply returned again)."""
+    if _on_postgresql():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, contact_id, journey_id, stage_id, stage_entered_at, enrolled_at, status "
+                f"FROM {Enrollment._meta.db_table} WHERE contact_id = ANY(%s) AND journey_id = ANY(%s) "
+                "ORDER BY id FOR UPDATE",
+                [contact_ids, journey_ids],
+            )
+            rows = cursor.fetchall()
+    else:
+        rows = (
+            Enrollment.objects.select_for_update()
+            .filter(contact_id__in=contact_ids, journey_id__in=journey_ids)
+            .order_by("pk")
+            .values_list("pk", "contact_id", "journey_id", "stage_id", "stage_entered_at", "enrolled_at", "status")
+        )
+    return {row[0]: _EnrollmentState(*row) for row in rows if (row[1], row[2]) in pairs}
+
+
+def _backfill_ledgers(enrollment_ids: list[int]) -> list[tuple]:
+    """(id, enrollment, from stage, to stage, at, backward) of these enrollments' ledgers, in time order."""
+    if not enrollment_ids:
+        return []
+    if _on_postgresql():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, enrollment_id, from_stage_id, to_stage_id, at, is_backward "
+                f"FROM {StageTransition._meta.db_table} WHERE enrollment_id = ANY(%s) ORDER BY enrollment_id, at, id",
+                [enrollment_ids],
+            )
+            return cursor.fetchall()
+    return list(
+        StageTransition.objects.filter(enrollment_id__in=enrollment_ids)
+        .order_by("enrollment_id", "at", "pk")
+        .values_list("pk", "enrollment_id", "from_stage_id", "to_stage_id", "at", "is_backward")
+    )
+
+
+def _backfill_merge(timeline: list[_Entry], moves: list[BackfillMove]) -> None:
+    """Insert the moves into one enrollment's sorted ledger (see transitions_backfill)."""
+    keys = [entry.sort_key for entry in timeline]
+    for move in sorted(moves, key=lambda m: (m.at, m.index)):
+        sort_key = (move.at, 1, move.index)
+        position = bisect.bisect_right(keys, sort_key)
+        before = timeline[position - 1] if position else None
+        after = timeline[position] if position < len(timeline) else None
+        if before is not None and before.to_stage_id == move.stage_id:
+            if before.at == move.at:
+                if before.move is None:
+                    move.status, move.transition_id = "duplicate", before.pk
+                else:
+                    move.same_as = before.move
+                continue
+            move.reject(
+                "stage",
+                _("The contact was in this stage already, since %(at)s.") % {"at": before.at.isoformat()},
+            )
+            continue
+        if after is not None and after.to_stage_id == move.stage_id:
+            move.reject(
+                "stage",
+                _("The contact entered this stage at %(at)s, after this move; it would not be a move.")
+                % {"at": after.at.isoformat()},
+            )
+            continue
+        move.status = "stored"
+        timeline.insert(position, _Entry(sort_key, move.at, move.stage_id, move=move))
+        keys.insert(position, sort_key)
+
+
+def _backfill_enrollment_follow(
+    enrollment: _EnrollmentState, timeline: list[_Entry], stage_orders: dict[int, int], last_orders, now
+) -> bool:
+    """Set the enrollment from its merged ledger; whether it changed."""
+    if not timeline:
+        return False
+    latest, earliest = timeline[-1], timeline[0]
+    before = (enrollment.stage_id, enrollment.stage_entered_at, enrollment.enrolled_at, enrollment.status)
+    if latest.move is not None:
+        enrollment.stage_id, enrollment.stage_entered_at = latest.to_stage_id, latest.at
+        enrollment.status = (
+            choices.EnrollmentStatus.COMPLETED
+            if stage_orders[latest.to_stage_id] >= last_orders[enrollment.journey_id]
+            else choices.EnrollmentStatus.ACTIVE
+        )
+    if earliest.at < enrollment.enrolled_at:
+        enrollment.enrolled_at = earliest.at
+    if before == (enrollment.stage_id, enrollment.stage_entered_at, enrollment.enrolled_at, enrollment.status):
+        return False
+    enrollment.updated_at = now
+    return True
+
+
+def _backfill_repeat(move: BackfillMove) -> None:
+    """A move repeated in the batch (same key, or same stage at the same instant) takes the outcome
+    of its first copy: a duplicate of it, or the same rejection; a key repeated with another move
+    is rejected."""
+    first = move.same_as
+    while first.same_as is not None:
+        first = first.same_as
+    if first.status == "rejected":
+        move.status, move.errors = "rejected", dict(first.errors)
+    elif move.key and move.key == first.key and first.content() != move.content():
+        move.reject("idempotency_key", _("This key was sent before with a different move."))
+    else:
+        move.status, move.transition_id = "duplicate", first.transition_id
+
+
+# The columns a backfilled transition writes (event and rule stay empty), with their COPY types.
+_BACKFILL_COLUMNS = (
+    ("id", "int8"),
+    ("enrollment_id", "int8"),
+    ("journey_id", "int8"),
+    ("from_stage_id", "int8"),
+    ("to_stage_id", "int8"),
+    ("at", "timestamptz"),
+    ("recorded_at", "timestamptz"),
+    ("source", "text"),
+    ("actor_id", "int4"),  # or int8, see below
+    ("reason", "text"),
+    ("is_backward", "bool"),
+    ("idempotency_key", "text"),
+)
+
+
+def _backfill_transitions_insert(rows: list[tuple], *, actor_id: int | None, now) -> list[int]:
+    """Insert the new rows; their ids, in order. On PostgreSQL ids are drawn from the sequence and
+    the rows sent by binary COPY (as events are); elsewhere bulk_create. A concurrent request that
+    stored the same idempotency key first makes this raise IntegrityError (the caller retries)."""
+    if not rows:
+        return []
+    source = choices.TransitionSource.IMPORT
+    if not _on_postgresql():
+        transitions = [
+            StageTransition(
+                enrollment_id=enrollment_id,
+                journey_id=move.journey_id,
+                from_stage_id=from_stage_id,
+                to_stage_id=move.stage_id,
+                at=move.at,
+                source=source,
+                actor_id=actor_id,
+                reason=move.reason,
+                is_backward=is_backward,
+                idempotency_key=move.key,
+            )
+            for move, enrollment_id, from_stage_id, is_backward in rows
+        ]
+        StageTransition.objects.bulk_create(transitions)
+        return [t.pk for t in transitions]
+    import psycopg
+
+    table = StageTransition._meta.db_table
+    names = ", ".join(name for name, _kind in _BACKFILL_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(rows)]
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        try:
+            with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+                # The user model's id may be an integer or a bigint: the binary format differs.
+                actor_kind = (
+                    "int8"
+                    if StageTransition._meta.get_field("actor").target_field.db_type(connection) == "bigint"
+                    else "int4"
+                )
+                copy.set_types([actor_kind if name == "actor_id" else kind for name, kind in _BACKFILL_COLUMNS])
+                for pk, (move, enrollment_id, from_stage_id, is_backward) in zip(ids, rows, strict=True):
+                    row = (pk, enrollment_id, move.journey_id, from_stage_id, move.stage_id, move.at, now, source)
+                    copy.write_row((*row, actor_id, move.reason, is_backward, move.key))
+        except psycopg.errors.UniqueViolation as error:
+            raise IntegrityError(str(error)) from error
+    return ids
+
+
+def _backfill_neighbours_save(entries: list[_Entry]) -> None:
+    """The stored rows that follow a new one: their from_stage and is_backward, in one statement."""
+    if not entries:
+        return
+    if _on_postgresql():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {StageTransition._meta.db_table} t SET from_stage_id = u.from_stage_id, "
+                "is_backward = u.is_backward FROM unnest(%s::int8[], %s::int8[], %s::bool[]) "
+                "AS u(id, from_stage_id, is_backward) WHERE t.id = u.id",
+                [[e.pk for e in entries], [e.from_stage_id for e in entries], [e.is_backward for e in entries]],
+            )
+        return
+    # Other databases: bulk_update's one CASE statement per batch (it converts the values).
+    rows = [StageTransition(pk=e.pk, from_stage_id=e.from_stage_id, is_backward=e.is_backward) for e in entries]
+    StageTransition.objects.bulk_update(rows, ["from_stage", "is_backward"], batch_size=500)
+
+
+def _backfill_enrollments_save(enrollments: list[_EnrollmentState]) -> None:
+    """Stage, time in stage, enrollment time and status of the enrollments the merge changed."""
+    if not enrollments:
+        return
+    if _on_postgresql():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Enrollment._meta.db_table} e SET stage_id = u.stage_id, stage_entered_at = u.entered, "
+                "enrolled_at = u.enrolled, status = u.status, updated_at = u.updated "
+                "FROM unnest(%s::int8[], %s::int8[], %s::timestamptz[], %s::timestamptz[], %s::text[], "
+                "%s::timestamptz[]) AS u(id, stage_id, entered, enrolled, status, updated) WHERE e.id = u.id",
+                [
+                    [e.pk for e in enrollments],
+                    [e.stage_id for e in enrollments],
+                    [e.stage_entered_at for e in enrollments],
+                    [e.enrolled_at for e in enrollments],
+                    [e.status for e in enrollments],
+                    [e.updated_at for e in enrollments],
+                ],
+            )
+        return
+    rows = [
+        Enrollment(
+            pk=e.pk,
+            stage_id=e.stage_id,
+            stage_entered_at=e.stage_entered_at,
+            enrolled_at=e.enrolled_at,
+            status=e.status,
+            updated_at=e.updated_at,
+        )
+        for e in enrollments
+    ]
+    Enrollment.objects.bulk_update(
+        rows, ["stage", "stage_entered_at", "enrolled_at", "status", "updated_at"], batch_size=500
+    )

@@ -195,10 +195,25 @@ class StageTransitionSerializer(serializers.ModelSerializer):
 
 
 class TransitionInSerializer(serializers.Serializer):
-    """One historical move (documentation only; validated by journeys.ingest)."""
+    """One historical move (documentation only; validated by journeys.backfill)."""
 
     contact = ContactRefSerializer()
-    journey = serializers.SlugField()
-    stage = serializers.SlugField()
-    at = serializers.DateTimeField()
-    reason = serializers.CharField(required=False, max_length=500)
+    create_contact = serializers.BooleanField(default=True, help_text=_("Create the contact when none matches."))
+    journey = serializers.SlugField(help_text=_("A journey slug."))
+    stage = serializers.SlugField(help_text=_("A stage slug of the journey."))
+    at = serializers.DateTimeField(help_text=_("When the contact entered the stage; any order, not in the future."))
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    idempotency_key = serializers.CharField(
+        required=False,
+        max_length=100,
+        help_text=_(
+            "Sending a move with the same key again stores nothing (a duplicate); the same key with another move "
+            "is rejected."
+        ),
+    )
+
+
+class LimitErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    limit = serializers.IntegerField(required=False, help_text=_("Items per request."))
+    limit_bytes = serializers.IntegerField(required=False, help_text=_("Bytes per request body."))

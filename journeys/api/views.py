@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import action
@@ -13,6 +13,7 @@ from core.throttling import UserRateThrottle
 from crm import selectors as crm_selectors
 
 from .. import choices, ingest, services
+from ..backfill import transitions_backfill
 from ..filtersets import (
     EnrollmentFilterSet,
     EventFilterSet,
@@ -322,27 +323,65 @@ class StageTransitionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     pagination_class = TransitionPagination
     action_permissions = {"backfill": ["journeys.view_stagetransition", "journeys.add_stagetransition"]}
 
-    @extend_schema(request=s.TransitionInSerializer(many=True), responses={200: s.BatchResultSerializer})
+    @extend_schema(
+        request=s.TransitionInSerializer(many=True),
+        responses={
+            200: OpenApiResponse(s.BatchResultSerializer, description=_("The result of each move, in order.")),
+            400: OpenApiResponse(
+                PolymorphicProxySerializer(
+                    component_name="BackfillError",
+                    serializers=[s.BatchResultSerializer, ValidationErrorSerializer],
+                    resource_type_field_name=None,
+                ),
+                description=_(
+                    "Every move rejected (the results say why), or the body is not a non-empty list of moves."
+                ),
+            ),
+            413: OpenApiResponse(s.LimitErrorSerializer, description=_("Too many moves or too large a body.")),
+        },
+        description=_(
+            "Import historical stage moves with their original times, up to JOURNEYS_MAX_BATCH per request, in one "
+            "transaction with per-item results: each move is stored, a duplicate (its idempotency key, or the same "
+            "stage at the same time, is stored already) or rejected and why; nothing is half-written. Contacts are "
+            "named and created as events do. Moves older than a contact's latest one are merged into the ledger in "
+            "time order. Imported history starts no workflow and sends no survey."
+        ),
+    )
     @action(detail=False, methods=["post"], pagination_class=None, filterset_class=None)
     def backfill(self, request):
-        """Import historical stage moves with their original times (oldest first per contact)."""
+        """Import historical stage moves with their original times, in any order."""
+        limit = settings.JOURNEYS_MAX_BATCH
+        if ingest.body_too_large(request.META.get("CONTENT_LENGTH")):
+            return Response(
+                {
+                    "detail": _("The body is larger than %(limit)d bytes; send smaller batches.")
+                    % {"limit": settings.JOURNEYS_MAX_BODY_BYTES},
+                    "limit_bytes": settings.JOURNEYS_MAX_BODY_BYTES,
+                },
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
         items = request.data
         if not isinstance(items, list) or not items:
             return Response(
                 {"non_field_errors": [_("Send a non-empty list of moves.")]}, status=status.HTTP_400_BAD_REQUEST
             )
-        limit = settings.JOURNEYS_MAX_BATCH
         if len(items) > limit:
             return Response(
-                {"detail": _("A batch holds at most %(limit)d items.") % {"limit": limit}, "limit": limit},
+                {
+                    "detail": _("A batch holds at most %(limit)d moves; this one has %(count)d.")
+                    % {"limit": limit, "count": len(items)},
+                    "limit": limit,
+                },
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
-        results = ingest.transitions_import(items=items, actor=request.user)
-        stored = sum(r.status == "stored" for r in results)
+        results = transitions_backfill(items=items, actor=request.user)
+        counts = {kind: sum(r.status == kind for r in results) for kind in ("stored", "duplicate", "rejected")}
         body = {
-            "stored": stored,
-            "duplicates": 0,
-            "rejected": len(results) - stored,
+            "stored": counts["stored"],
+            "duplicates": counts["duplicate"],
+            "rejected": counts["rejected"],
             "results": [r.as_dict() for r in results],
         }
-        return Response(body, status=status.HTTP_200_OK if stored else status.HTTP_400_BAD_REQUEST)
+        # Nothing stored and something wrong: a client error, as for events.
+        failed = counts["rejected"] and not (counts["stored"] or counts["duplicate"])
+        return Response(body, status=status.HTTP_400_BAD_REQUEST if failed else status.HTTP_200_OK)

@@ -473,10 +473,17 @@ def test_backfill_rejects_bad_items_one_by_one_and_stores_the_rest(api, dave):
     erased = crm_services.contact_erase(contact=ContactFactory(), actor=dave)
     sara = {"email": "sara@example.com"}
     items = [
-        {"contact": sara, "journey": "lifecycle", "stage": "consideration", "at": days_ago(10)},  # before purchase
+        # purchase before purchase: not a move
+        {"contact": sara, "journey": "lifecycle", "stage": "purchase", "at": days_ago(10)},
         {"contact": sara, "journey": "lifecycle", "stage": "adoption", "at": days_ago(1)},  # not a lifecycle stage
         {"contact": sara, "journey": "nowhere", "stage": "purchase", "at": days_ago(1)},
-        {"contact": {"email": "ghost@example.com"}, "journey": "lifecycle", "stage": "purchase", "at": days_ago(1)},
+        {
+            "contact": {"email": "ghost@example.com"},
+            "create_contact": False,
+            "journey": "lifecycle",
+            "stage": "purchase",
+            "at": days_ago(1),
+        },
         {"contact": sara, "journey": "lifecycle", "stage": "retention", "at": "2999-01-01T00:00:00Z"},
         {"contact": sara, "journey": "lifecycle", "stage": "retention", "at": days_ago(0), "by": "me"},
         {"contact": {"id": erased.pk}, "journey": "lifecycle", "stage": "purchase", "at": days_ago(1)},
@@ -491,7 +498,7 @@ def test_backfill_rejects_bad_items_one_by_one_and_stores_the_rest(api, dave):
     results = response.json()["results"]
     assert [r["status"] for r in results] == ["rejected"] * 9 + ["stored"]
     assert [sorted(r.get("errors", {})) for r in results] == [
-        ["at"],
+        ["stage"],
         ["stage"],
         ["journey"],
         ["contact"],
