@@ -5,7 +5,7 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -395,6 +395,26 @@ def import_uploads_erase(*, identifiers: list[str]) -> int:
             ImportJob.objects.filter(pk=job.pk).update(content=b"", errors=[])
             scrubbed += 1
     return scrubbed
+
+
+PHONE_LOCK = 4_771_002  # the advisory-lock namespace of new contacts' phone numbers
+
+
+def contacts_lock_phones(phones) -> bool:
+    """Inside a transaction, queue behind any other transaction creating a contact with one of
+    these numbers (E.164), until it commits. True when locks were taken (PostgreSQL); elsewhere
+    there is one writer at a time anyway."""
+    phones = sorted({str(phone) for phone in phones if phone})
+    if not phones or connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        # In one order (the numbers sorted), so two batches never wait for each other crosswise.
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(p))"
+            " FROM (SELECT p FROM unnest(%s::text[]) AS p ORDER BY p) AS sorted",
+            [PHONE_LOCK, phones],
+        )
+    return True
 
 
 def contacts_create_for_refs(*, rows: list[dict], source: str, actor=None) -> list[Contact]:

@@ -574,22 +574,34 @@ def _contacts_create(
     index; the savepoint is rolled back, the rows are looked up again and only the rest created,
     instead of the whole batch starting over (a new person's events often straddle two batches)."""
     found: list[tuple[int, bool] | None] = [None] * len(rows)
+
+    def look_again(slots: list[int]) -> None:
+        """Find the rows' people among the contacts others committed meanwhile."""
+        refs = {slot: [] for slot in slots}
+        for item, slot in waiting:
+            if slot in refs:
+                refs[slot].append(item.ref)
+        matches = crm_selectors.contacts_match_refs({ref for slot_refs in refs.values() for ref in slot_refs})
+        for slot, slot_refs in refs.items():
+            found[slot] = next((matches[ref] for ref in slot_refs if ref in matches), None)
+
     for attempt in range(3):
         missing = [slot for slot, value in enumerate(found) if value is None]
         try:
-            created = crm_services.contacts_create_for_refs(
-                rows=[rows[slot] for slot in missing], source=source, actor=actor
-            )
+            with transaction.atomic():
+                # Phones are not unique, so no index stops two batches creating one new number
+                # twice: they queue on the number instead, and the later one finds the first's.
+                phones = [rows[slot]["phone"] for slot in missing if rows[slot].get("phone")]
+                if crm_services.contacts_lock_phones(phones):
+                    look_again(missing)
+                    missing = [slot for slot in missing if found[slot] is None]
+                created = crm_services.contacts_create_for_refs(
+                    rows=[rows[slot] for slot in missing], source=source, actor=actor
+                )
         except IntegrityError:
             if attempt == 2:
                 raise
-            refs = {slot: [] for slot in missing}
-            for item, slot in waiting:
-                if slot in refs:
-                    refs[slot].append(item.ref)
-            matches = crm_selectors.contacts_match_refs({ref for slot_refs in refs.values() for ref in slot_refs})
-            for slot, slot_refs in refs.items():
-                found[slot] = next((matches[ref] for ref in slot_refs if ref in matches), None)
+            look_again([slot for slot, value in enumerate(found) if value is None])
             continue
         for slot, contact in zip(missing, created, strict=True):
             found[slot] = (contact.pk, False)

@@ -162,6 +162,22 @@ def test_first_sight_of_a_new_person_at_once_creates_one_contact(root):
     assert Event.objects.count() == THREADS
 
 
+def test_first_sight_of_a_new_phone_at_once_creates_one_contact(root):
+    # when eight events for a phone number never seen arrive at once (phones are not unique, so
+    # no index can stop a second contact: the creations queue on the number)
+    def post(i):
+        phone = "+98 912 555 0101" if i % 2 else "09125550101"  # one number, written two ways
+        return post_as(root, {"contact": {"phone": phone}, "type": "conc_open"})
+
+    outcomes = run_together(post)
+
+    # then every event is stored, for one contact
+    assert all(not isinstance(o, Exception) and o[0] == 201 for o in outcomes), outcomes
+    assert Contact.objects.filter(phone="+989125550101").count() == 1
+    assert {body["contact"] for _s, body in outcomes} == {Contact.objects.get(phone="+989125550101").pk}
+    assert Event.objects.count() == THREADS
+
+
 def test_rules_racing_to_enroll_one_contact_enroll_them_once(root):
     # given a contact not yet in the journey
     journey = JourneyFactory(stages=["lead", "trial", "customer"])
