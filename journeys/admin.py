@@ -334,9 +334,9 @@ crm_registry.contact_inlines.register("journeys.enrollments", EnrollmentInline)
 class IngestKeyAdmin(ModelAdmin):
     """The raw key is shown once, right after it is made."""
 
-    list_display = ("name", "prefix", "is_active", "last_used_at", "created_by", "created_at")
+    list_display = ("name", "prefix", "is_active", "allow_contact_ids", "last_used_at", "created_by", "created_at")
     list_select_related = ("created_by",)
-    fields = ("name", "is_active")
+    fields = ("name", "is_active", "allow_contact_ids")
 
     @admin.display(description=_("key starts with"))
     def prefix(self, obj):
@@ -344,9 +344,11 @@ class IngestKeyAdmin(ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            obj.save(update_fields=["name", "is_active", "updated_at"])
+            obj.save(update_fields=["name", "is_active", "allow_contact_ids", "updated_at"])
             return
         key, raw = services.ingest_key_create(name=obj.name, actor=request.user)
+        if obj.allow_contact_ids:
+            type(key).objects.filter(pk=key.pk).update(allow_contact_ids=True)
         obj.pk, obj.key_prefix, obj.key_hash = key.pk, key.key_prefix, key.key_hash
         self.message_user(
             request,

@@ -293,7 +293,9 @@ def clean_item(
     )
 
 
-def events_ingest(*, items: list, source: str, actor=None, apply_rules: bool = True) -> list[ItemResult]:
+def events_ingest(
+    *, items: list, source: str, actor=None, apply_rules: bool = True, ingest_key=None
+) -> list[ItemResult]:
     """Store a batch of raw event dicts; return one result per item, in order.
 
     Contacts are found (one query) or created (one statement, committed at once when the caller
@@ -306,8 +308,12 @@ def events_ingest(*, items: list, source: str, actor=None, apply_rules: bool = T
     setup = selectors.ingest_setup()
     results: list[ItemResult | None] = [None] * len(items)
     valid: list[_Item] = []
+    ids_refused = ingest_key is not None and not ingest_key.allow_contact_ids
     for index, raw in enumerate(items):
         cleaned = clean_item(index, raw, now=now, touchpoints=setup.touchpoints, latest=latest)
+        if ids_refused and isinstance(cleaned, _Item) and cleaned.ref.id:
+            # A website's key must not walk the contact table by number.
+            cleaned = {"contact": {"id": [_("This ingest key names contacts by email, phone or external id only.")]}}
         if isinstance(cleaned, dict):
             results[index] = ItemResult(index, "rejected", errors=cleaned)
         else:
@@ -323,6 +329,8 @@ def events_ingest(*, items: list, source: str, actor=None, apply_rules: bool = T
             # the same new person waits for that short commit, not for this whole batch.
             outcome: list[ItemResult] = []
             contact_ids = contacts_resolve(valid, outcome, actor=actor)
+            if apply_rules and actor is not None:
+                _refuse_moves_not_allowed(valid, contact_ids, outcome, actor=actor, setup=setup)
             with transaction.atomic():
                 stored = _store(valid, contact_ids, outcome, source=source, now=now)
                 transitions = services.rules_apply(stored) if apply_rules and stored else []
@@ -338,6 +346,42 @@ def events_ingest(*, items: list, source: str, actor=None, apply_rules: bool = T
     if stored:
         transaction.on_commit(lambda: events_stored.send(sender=Event, events=stored, transitions=transitions))
     return results
+
+
+def _refuse_moves_not_allowed(valid: list[_Item], contact_ids: dict[int, int], outcome: list, *, actor, setup) -> None:
+    """A person logging events moves contacts only as they could by hand: an event a stage rule
+    matches is refused for a contact they may not move (another salesperson's; anyone's for a
+    role that may log events but not move contacts). Other events of the batch go on."""
+    from crm.models import Contact
+
+    if actor.has_perm("crm.change_any_contact") and actor.has_perm("journeys.change_enrollment"):
+        return
+    moving = [
+        item
+        for item in valid
+        if item.index in contact_ids
+        and any(
+            services._properties_match(rule.property_match, item.event.get("properties") or {})
+            for rule in setup.rules_by_type.get(item.event["type"], ())
+        )
+    ]
+    if not moving:
+        return
+    may_move = actor.has_perm("journeys.change_enrollment") and actor.has_perm("crm.change_contact")
+    owners = dict(
+        Contact.objects.filter(pk__in={contact_ids[item.index] for item in moving}).values_list("pk", "owner_id")
+    )
+    for item in moving:
+        if may_move and owners.get(contact_ids[item.index]) in (None, actor.pk):
+            continue
+        contact_ids.pop(item.index)
+        outcome.append(
+            ItemResult(
+                item.index,
+                "rejected",
+                errors={"contact": [_("A stage rule would move this contact, and you may not move them.")]},
+            )
+        )
 
 
 def _store(

@@ -298,6 +298,11 @@ class IngestKey(TimeStampedModel):
     key_prefix = models.CharField(_("key starts with"), max_length=16, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     is_active = models.BooleanField(_("active"), default=True)
+    allow_contact_ids = models.BooleanField(
+        _("may name contacts by internal id"),
+        default=False,
+        help_text=_("Off: events name contacts by email, phone or external id only (a website's key should)."),
+    )
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

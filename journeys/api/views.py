@@ -224,6 +224,7 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             source=choices.EventSource.INGEST_KEY if key else choices.EventSource.API,
             actor=None if key else request.user,
             apply_rules=request.query_params.get("apply_rules", "true").lower() not in ("false", "0", "no"),
+            ingest_key=key,
         )
         if single:
             result = results[0]
