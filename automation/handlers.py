@@ -10,7 +10,7 @@ from .models import Message, Referral, WorkflowRun
 
 
 @registry.timeline.register("automation.message")
-def message_entries(*, contact, limit: int, before=None) -> list[registry.TimelineEntry]:
+def message_entries(*, contact, limit: int, before=None, user=None) -> list[registry.TimelineEntry]:
     rows = Message.objects.filter(contact=contact).select_related("template")
     if before is not None:
         rows = rows.filter(created_at__lt=before)
@@ -40,7 +40,7 @@ def erase_personal_data(*, contact, actor) -> None:
 
 
 @registry.exporters.register("automation")
-def export_messages(*, contact) -> list[dict]:
+def export_messages(*, contact, user=None) -> list[dict]:
     return [
         {
             "channel": m.channel,

@@ -1,14 +1,16 @@
 """Hooks through which higher apps take part in what crm does to a contact, so that crm
 never imports them (see docs/architecture.md, "Layers").
 
-- timeline: providers yielding the entries of the 360-degree timeline.
+- timeline: providers yielding the entries of the 360-degree timeline. Each takes contact,
+  limit, before and user: given a user, it yields only what that user may see (None: all).
 - merge: handlers that move (or reconcile) their rows from the merged-away contact.
   After they run, every remaining foreign key to the loser is moved to the winner.
 - merge_rules: how a merge treats each relation to Contact, declared by the app that owns the
   model ("app.Model.field" -> MOVE, KEEP or the key of the handler that reconciles it). A check
   (crm.checks) refuses a relation without a rule, so a new model cannot break merges unnoticed.
 - erase: handlers that scrub personal data of an erased contact from their rows.
-- export: providers of the GDPR data export, each returning JSON-ready data.
+- export: providers of the GDPR data export, each returning JSON-ready data; given a user,
+  only what that user may see.
 - contact_inlines: admin inline classes shown on the contact page (enrollments, tickets...).
 - contact_links: (label, URL name taking the contact id) shown as buttons on the contact page.
 """

@@ -159,7 +159,7 @@ def contact_merged_ids(*, contact: Contact) -> list[int]:
     return merged_ids
 
 
-def contact_timeline(*, contact: Contact, limit: int = 50, before=None) -> list:
+def contact_timeline(*, contact: Contact, limit: int = 50, before=None, user=None) -> list:
     """The newest `limit` entries (older than `before`, if given) from every registered
     timeline provider, newest first. Each provider returns at most `limit` entries itself,
     so the cost does not grow with the contact's history."""
@@ -167,7 +167,7 @@ def contact_timeline(*, contact: Contact, limit: int = 50, before=None) -> list:
 
     entries = []
     for _key, provider in registry.timeline.items():
-        entries.extend(provider(contact=contact, limit=limit, before=before))
+        entries.extend(provider(contact=contact, limit=limit, before=before, user=user))
     entries.sort(key=lambda entry: entry.at, reverse=True)
     return entries[:limit]
 

@@ -327,7 +327,7 @@ def contact_export(*, contact: Contact, actor) -> dict:
         ],
     }
     for key, provider in registry.exporters.items():
-        data[key] = provider(contact=contact)
+        data[key] = provider(contact=contact, user=actor)
     with transaction.atomic():
         audit_log_record(actor=actor, action="contact.export", obj=contact)
     return data

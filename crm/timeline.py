@@ -7,7 +7,7 @@ from .models import Consent, Contact
 
 
 @registry.timeline.register("crm.consent")
-def consent_entries(*, contact: Contact, limit: int, before=None) -> list[registry.TimelineEntry]:
+def consent_entries(*, contact: Contact, limit: int, before=None, user=None) -> list[registry.TimelineEntry]:
     rows = Consent.objects.filter(contact=contact)
     if before is not None:
         rows = rows.filter(occurred_at__lt=before)

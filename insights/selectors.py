@@ -19,6 +19,7 @@ from surveys.choices import SCALES
 from surveys.models import Response
 from tickets import choices as ticket_choices
 from tickets.models import Ticket
+from tickets.selectors import tickets_visible
 
 from .churn import reason_label
 
@@ -45,10 +46,13 @@ def _count_of(queryset, column: str = "contact_id"):
     return Coalesce(Subquery(queryset.order_by().values(column).annotate(n=Count("pk")).values("n")[:1]), Value(0))
 
 
-def contact_with_figures() -> QuerySet[Contact]:
-    """Contacts with their 360 figures as columns of the same row: one query for all of them."""
+def contact_with_figures(*, user=None) -> QuerySet[Contact]:
+    """Contacts with their 360 figures as columns of the same row: one query for all of them.
+    Given a user, the ticket counts count only the tickets that user may see."""
     purchases = Event.objects.filter(contact_id=OuterRef("pk"), type=PURCHASE)
     open_tickets = Ticket.objects.filter(contact_id=OuterRef("pk")).exclude(status__in=ticket_choices.DONE)
+    if user is not None:
+        open_tickets = tickets_visible(user=user, queryset=open_tickets)
     next_message = (
         WorkflowRun.objects.filter(contact_id=OuterRef("pk"), status="waiting").order_by("due_at").values("due_at")[:1]
     )
@@ -82,11 +86,12 @@ def contact_360(
     channel: str | None = None,
     before: datetime | None = None,
     limit: int = 50,
+    user=None,
 ) -> Contact360:
     """Everything about one contact in at most 10 queries, however long their history:
     the contact with its figures (1), tags (1), consent (1), enrollments (1) and one query per
     timeline provider (6). The journey path, open tickets and score trend come from the timeline."""
-    contact = contact_with_figures().prefetch_related("tags").get(pk=contact_id)
+    contact = contact_with_figures(user=user).prefetch_related("tags").get(pk=contact_id)
     consent: dict = {}
     for row in contact.consents.order_by("channel", "purpose", "-occurred_at", "-id"):
         consent.setdefault((row.channel, row.purpose), row)
@@ -99,7 +104,7 @@ def contact_360(
     entries = []
     for key, provider in registry.timeline.items():
         if key in wanted:
-            entries.extend(provider(contact=contact, limit=fetch, before=before))
+            entries.extend(provider(contact=contact, limit=fetch, before=before, user=user))
     if channel:
         entries = [entry for entry in entries if entry.channel == channel]
     entries.sort(key=lambda entry: entry.at, reverse=True)
@@ -212,9 +217,12 @@ def score_trends(*, start: date | None = None, end: date | None = None, segment:
     return trends
 
 
-def ticket_sla_summary() -> dict:
+def ticket_sla_summary(*, user=None) -> dict:
+    """Open tickets by SLA state; given a user, of the tickets that user may see."""
     now = timezone.now()
     open_tickets = Ticket.objects.exclude(status__in=ticket_choices.DONE)
+    if user is not None:
+        open_tickets = tickets_visible(user=user, queryset=open_tickets)
     return open_tickets.aggregate(
         open=Count("id"),
         breached=Count("id", filter=Q(sla_state=ticket_choices.SlaState.BREACHED) | Q(due_at__lte=now)),

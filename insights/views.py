@@ -80,6 +80,7 @@ def contact_360(request, contact_id: int):
         kinds=params.get("kind") or None,
         channel=params.get("channel") or None,
         before=params.get("before"),
+        user=request.user,
     )
     context = {
         **admin.site.each_context(request),
@@ -200,7 +201,7 @@ def _panels(user, *, start: date | None, end: date | None, segment: Segment | No
         panels["scores"] = selectors.score_trends(start=start, end=end, segment=segment)
         panels["score_charts"] = {kind: _trend_svg(rows) for kind, rows in panels["scores"].items() if rows}
     if user.has_perm("tickets.view_ticket"):
-        panels["tickets"] = selectors.ticket_sla_summary()
+        panels["tickets"] = selectors.ticket_sla_summary(user=user)
     if user.has_perm("crm.view_contact"):
         at_risk = ChurnScore.objects.filter(score__gte=AT_RISK, contact__erased_at__isnull=True)
         if not user.has_perm("crm.change_any_contact"):

@@ -11,7 +11,7 @@ from .services import journey_last_orders
 
 
 @registry.timeline.register("journeys.event")
-def event_entries(*, contact, limit: int, before=None) -> list[registry.TimelineEntry]:
+def event_entries(*, contact, limit: int, before=None, user=None) -> list[registry.TimelineEntry]:
     rows = Event.objects.filter(contact=contact).select_related("touchpoint")
     if before is not None:
         rows = rows.filter(occurred_at__lt=before)
@@ -28,7 +28,7 @@ def event_entries(*, contact, limit: int, before=None) -> list[registry.Timeline
 
 
 @registry.timeline.register("journeys.stage")
-def stage_entries(*, contact, limit: int, before=None) -> list[registry.TimelineEntry]:
+def stage_entries(*, contact, limit: int, before=None, user=None) -> list[registry.TimelineEntry]:
     rows = StageTransition.objects.filter(enrollment__contact=contact).select_related(
         "journey", "from_stage", "to_stage"
     )
@@ -82,7 +82,7 @@ def erase_personal_data(*, contact, actor) -> None:
 
 
 @registry.exporters.register("journeys")
-def export_journeys(*, contact) -> dict:
+def export_journeys(*, contact, user=None) -> dict:
     transitions = StageTransition.objects.filter(enrollment__contact=contact).select_related(
         "journey", "from_stage", "to_stage"
     )

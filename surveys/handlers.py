@@ -12,7 +12,7 @@ from .models import Invitation, Response
 
 
 @registry.timeline.register("surveys.response")
-def response_entries(*, contact, limit: int, before=None) -> list[registry.TimelineEntry]:
+def response_entries(*, contact, limit: int, before=None, user=None) -> list[registry.TimelineEntry]:
     rows = Response.objects.filter(contact=contact).select_related("survey")
     if before is not None:
         rows = rows.filter(answered_at__lt=before)
@@ -44,7 +44,7 @@ def merge_summaries(*, winner, loser, actor) -> None:
 
 
 @registry.exporters.register("surveys")
-def export_surveys(*, contact) -> dict:
+def export_surveys(*, contact, user=None) -> dict:
     return {
         "invitations": [
             {

@@ -617,7 +617,7 @@ class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
                 "enrollments": list(journey_selectors.contact_enrollments(contact_id=contact.pk)[:5]),
                 "events": list(journey_selectors.contact_recent_events(contact_id=contact.pk, limit=5)),
                 "other_tickets": selectors.contact_other_tickets(contact_id=contact.pk, exclude_id=obj.pk, limit=10),
-                "timeline": crm_selectors.contact_timeline(contact=contact, limit=10),
+                "timeline": crm_selectors.contact_timeline(contact=contact, limit=10, user=request.user),
             }
             context["merged_into"] = obj.merged_into_id
         return super().render_change_form(request, context, add, change, form_url, obj)

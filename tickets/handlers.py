@@ -9,11 +9,14 @@ from core.services import admin_log_redact, notifications_redact
 from crm import registry
 
 from .models import Ticket, TicketAttachment, TicketComment, TicketStatusChange
+from .selectors import tickets_visible
 
 
 @registry.timeline.register("tickets.ticket")
-def ticket_entries(*, contact, limit: int, before=None) -> list[registry.TimelineEntry]:
+def ticket_entries(*, contact, limit: int, before=None, user=None) -> list[registry.TimelineEntry]:
     rows = Ticket.objects.filter(contact=contact)
+    if user is not None:
+        rows = tickets_visible(user=user, queryset=rows)
     if before is not None:
         rows = rows.filter(created_at__lt=before)
     return [
@@ -57,8 +60,13 @@ def erase_personal_data(*, contact, actor) -> None:
 
 
 @registry.exporters.register("tickets")
-def export_tickets(*, contact) -> list[dict]:
-    tickets = Ticket.objects.filter(contact=contact).prefetch_related("comments").order_by("created_at")
+def export_tickets(*, contact, user=None) -> list[dict]:
+    """The contact's tickets with their comments, as far as `user` may see them (a role that
+    reads no tickets exports none; a manager's export is complete)."""
+    tickets = Ticket.objects.filter(contact=contact)
+    if user is not None:
+        tickets = tickets_visible(user=user, queryset=tickets)
+    tickets = tickets.prefetch_related("comments").order_by("created_at")
     return [
         {
             "id": t.pk,

@@ -46,7 +46,11 @@ class Contact360View(APIView):
             raise serializers.ValidationError(filters.errors)
         params = filters.cleaned_data
         view = selectors.contact_360(
-            contact_id=pk, kinds=params["kind"] or None, channel=params["channel"] or None, before=params["before"]
+            contact_id=pk,
+            kinds=params["kind"] or None,
+            channel=params["channel"] or None,
+            before=params["before"],
+            user=request.user,
         )
         contact = view.contact
         churn = getattr(contact, "churn", None)
