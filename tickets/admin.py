@@ -363,8 +363,8 @@ class TicketCommentInline(TabularInline):
 
     model = TicketComment
     form = CommentForm
-    fields = ("created_at", "author", "is_public", "body", "canned_reply")
-    readonly_fields = ("created_at", "author")
+    fields = ("created_at", "author", "is_public", "body", "canned_reply", "email_delivery")
+    readonly_fields = ("created_at", "author", "email_delivery")
     extra = 1
     verbose_name = _("reply or note")
     verbose_name_plural = _("conversation")
@@ -372,6 +372,18 @@ class TicketCommentInline(TabularInline):
     @admin.display(description=_("canned reply"))
     def canned_reply(self, obj):
         return ""  # only a new comment has one
+
+    @admin.display(description=_("email"))
+    def email_delivery(self, obj):
+        """What became of the email a public reply sent (tickets.mailout), or where a customer's came from."""
+        if obj is None or obj.pk is None:
+            return ""
+        if obj.author_contact_id:
+            return obj.get_via_display()
+        if not obj.delivery:
+            return ""
+        label = obj.get_delivery_display()
+        return f"{label}: {obj.delivery_error}" if obj.delivery_error else label
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("author").order_by("created_at", "id")

@@ -64,7 +64,7 @@ def mailbox_poll(*, url: str | None = None, limit: int = 2000, after_commit=None
             batch = b",".join(uids[start : start + BATCH]).decode()
             status, data = conn.uid("FETCH", batch, "(UID RFC822.SIZE)")
             sizes = dict(match for item in data if isinstance(item, bytes) and (match := _size_match(item)))
-            big = [uid for uid, size in sizes.items() if size > inbound.MAX_MESSAGE_BYTES]
+            big = [uid for uid, size in sizes.items() if size > inbound.max_message_bytes()]
             small = [uid for uid in uids[start : start + BATCH] if uid not in big]
             rows = []
             if small:

@@ -52,8 +52,12 @@ logger = logging.getLogger(__name__)
 
 Reason, Status = choices.InboundReason, choices.InboundStatus
 
-# A larger message is refused unread (it stays in the mailbox, or the provider keeps it).
-MAX_MESSAGE_BYTES = getattr(settings, "TICKETS_INBOUND_MAX_BYTES", 25 * 1024 * 1024)
+
+def max_message_bytes() -> int:
+    """A larger message is refused unread (it stays in the mailbox, or the provider keeps it)."""
+    return settings.TICKETS_INBOUND_MAX_BYTES
+
+
 ACK_INTERVAL = timedelta(hours=1)
 SUBJECT_REF = re.compile(r"\[#(\d{1,18})\]")
 AUTO_SUBJECT = re.compile(
@@ -418,7 +422,7 @@ def inbound_receive(*, raw: bytes, source: str = "imap") -> InboundEmail:
     """Take one raw message. Returns its InboundEmail row (the existing one when the same bytes
     came before). Never raises for a bad message: it is recorded as refused, with why."""
     size = len(raw)
-    if size > MAX_MESSAGE_BYTES:
+    if size > max_message_bytes():
         return inbound_refuse_too_large(head=raw[:65536], size=size, source=source)
     try:
         message = parse(raw)
@@ -467,7 +471,7 @@ def inbound_refuse_too_large(*, head: bytes, size: int, source: str) -> InboundE
         status=Status.REFUSED,
         reason=Reason.TOO_LARGE,
         detail=_("%(size)s bytes; the limit is %(max)s. The message was left where it came from.")
-        % {"size": size, "max": MAX_MESSAGE_BYTES},
+        % {"size": size, "max": max_message_bytes()},
     )
 
 

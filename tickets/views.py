@@ -34,8 +34,8 @@ def inbound_email_hook(request):
     if not secret:
         return _refuse(404, "disabled", "The inbound-email webhook is not set up (TICKETS_INBOUND_WEBHOOK_SECRET).")
     length = int(request.META.get("CONTENT_LENGTH") or 0)
-    if length > inbound.MAX_MESSAGE_BYTES:
-        return _refuse(413, "too_large", f"The message is over {inbound.MAX_MESSAGE_BYTES} bytes.")
+    if length > inbound.max_message_bytes():
+        return _refuse(413, "too_large", f"The message is over {inbound.max_message_bytes()} bytes.")
     fields = dict(
         part.strip().split("=", 1) for part in request.headers.get("X-Safar-Signature", "").split(",") if "=" in part
     )
