@@ -21,6 +21,7 @@ acknowledgment goes at most once an hour to one address.
 
 import email
 import email.policy
+import functools
 import hashlib
 import logging
 import re
@@ -207,6 +208,7 @@ def html_to_text(markup: str) -> str:
     return parser.text()
 
 
+@functools.cache
 def _quote_starts() -> list[re.Pattern]:
     markers = set()
     for language, _name in settings.LANGUAGES:
@@ -359,7 +361,7 @@ def _route(message: Message, sender: str) -> tuple[Ticket | None, str]:
         if ticket_id is None:
             forged = True
             continue
-        ticket = Ticket.objects.filter(pk=ticket_id).first()
+        ticket = Ticket.objects.select_related("contact").filter(pk=ticket_id).first()
         if ticket is not None:
             return ticket, ""
         forged = True
@@ -378,10 +380,12 @@ def _route(message: Message, sender: str) -> tuple[Ticket | None, str]:
             or InboundEmail.objects.filter(ack_message_id__in=referenced).values_list("ticket_id", flat=True).first()
         )
         if ticket_id:
-            return Ticket.objects.get(pk=ticket_id), ""
+            return Ticket.objects.select_related("contact").get(pk=ticket_id), ""
     match = SUBJECT_REF.search(_header(message, "Subject"))
     if match:
-        ticket = Ticket.objects.filter(pk=int(match[1]), contact__email__iexact=sender).first()
+        ticket = (
+            Ticket.objects.select_related("contact").filter(pk=int(match[1]), contact__email__iexact=sender).first()
+        )
         if ticket is not None:
             return ticket, ""
     return None, Reason.FORGED_TOKEN if forged else ""

@@ -73,14 +73,11 @@ def ticket_customer_reply(*, ticket: Ticket, contact: Contact, body: str, via: s
     comment = TicketComment(
         ticket=ticket, author=None, author_contact=contact, body=body.strip(), is_public=True, via=via
     )
-    comment.full_clean()
+    comment.full_clean(exclude=["ticket", "author", "author_contact"])  # those are given, not typed
     comment.save()
     if ticket.status in (choices.Status.PENDING, choices.Status.ON_HOLD, choices.Status.RESOLVED):
         services._change_status(ticket, status=choices.Status.OPEN, actor=None, note=f"customer reply ({via})")
-    else:
-        fields = services._refresh_sla(ticket)
-        if fields:
-            services._save(ticket, None, fields)
+    # Otherwise the clock is unchanged: it counts the agents' replies and the status log only.
     return comment
 
 
