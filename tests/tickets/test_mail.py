@@ -686,3 +686,15 @@ def test_locmem_backend_outbox_is_unused(ticket, bob, django_capture_on_commit_c
     """With Django's test backend, the reply is in the outbox: the sending goes through Django."""
     reply(django_capture_on_commit_callbacks, ticket, bob, "Via Django")
     assert [m.subject for m in django_mail.outbox] == [f"[#{ticket.pk}] Order 1001 is late"]
+
+
+def test_agents_read_the_inbound_record_with_the_refusal_reason_and_the_raw_message(bob, alice, db):
+    row = inbound.inbound_receive(raw=customer_mail(sender=None, subject="Lost sender").as_bytes())
+    client = Client()
+    client.force_login(bob)
+    listing = client.get(reverse("admin:tickets_inboundemail_changelist")).content.decode()
+    assert "Lost sender" in listing and "No sender (From)" in listing
+    page = client.get(reverse("admin:tickets_inboundemail_change", args=[row.pk])).content.decode()
+    assert "The message has no sender address (From)." in page and "Subject: Lost sender" in page
+    client.force_login(alice)  # sales: not theirs to read
+    assert client.get(reverse("admin:tickets_inboundemail_changelist")).status_code == 403
