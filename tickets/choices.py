@@ -106,7 +106,7 @@ class InboundStatus(models.TextChoices):
 class InboundReason(models.TextChoices):
     """Why an inbound message was refused, or what special kind it was."""
 
-    NONE = "", _("None")
+    NONE = "", _("Ordinary message")
     NO_FROM = "no_from", _("No sender (From)")
     MALFORMED = "malformed", _("Malformed message")
     TOO_LARGE = "too_large", _("Message too large")

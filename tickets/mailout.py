@@ -139,6 +139,8 @@ def _build(
             **context,
             "ticket": ticket,
             "ticket_ref": f"#{ticket.pk}",
+            # In plain text, an isolate (FSI ... PDI) keeps "#123" whole inside right-to-left words.
+            "ticket_ref_text": f"\u2068#{ticket.pk}\u2069" if language in BIDI_LANGUAGES else f"#{ticket.pk}",
             "customer_name": ticket.contact.first_name or ticket.contact.full_name,
             "page_url": tokens.customer_page_url(ticket.pk),
             "language": language,

@@ -75,6 +75,7 @@ class Dovecot:
 
     def start(self):
         root = self.root
+        root.mkdir(parents=True, exist_ok=True)
         root.chmod(0o755)  # the auth process (Dovecot's own user) reads the users file
         for name in ("base", "state", "mail"):
             (root / name).mkdir(parents=True, exist_ok=True)

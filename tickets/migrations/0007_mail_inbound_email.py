@@ -33,7 +33,7 @@ class Migration(migrations.Migration):
                     models.CharField(
                         blank=True,
                         choices=[
-                            ("", "None"),
+                            ("", "Ordinary message"),
                             ("no_from", "No sender (From)"),
                             ("malformed", "Malformed message"),
                             ("too_large", "Message too large"),
