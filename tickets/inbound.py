@@ -469,7 +469,7 @@ def inbound_receive(*, raw: bytes, source: str = "imap") -> InboundEmail:
         )  # fmt: skip
     message_id, digest = message_key(raw, message)
     base = {"message_id": message_id, "sha256": digest, "source": source, "sender": sender[:320], "subject": subject}
-    existing = InboundEmail.objects.filter(message_id=message_id).exclude(status=Status.DUPLICATE).first()
+    existing = InboundEmail.objects.filter(message_id=message_id).exclude(status=Status.DUPLICATE).defer("raw").first()
     if existing is not None:
         if existing.sha256 == digest:
             return existing  # read again: done already
