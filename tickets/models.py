@@ -287,7 +287,11 @@ class TicketComment(models.Model):
         verbose_name = _("comment")
         verbose_name_plural = _("comments")
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["ticket", "created_at"], name="tickets_comment_idx")]
+        indexes = [
+            models.Index(fields=["ticket", "created_at"], name="tickets_comment_idx"),
+            # The poller's sweep for replies whose email never reached the broker (tickets.mailout).
+            models.Index(fields=["created_at"], condition=Q(delivery="queued"), name="tickets_comment_queued_idx"),
+        ]
 
     def __str__(self):
         return f"{self.ticket_id}: {self.body[:40]}"
@@ -392,7 +396,10 @@ class InboundEmail(models.Model):
                 name="tickets_inbound_message_id_uniq",
             )
         ]
-        indexes = [models.Index(fields=["sender", "-received_at"], name="tickets_inbound_sender_idx")]
+        indexes = [
+            models.Index(fields=["sender", "-received_at"], name="tickets_inbound_sender_idx"),
+            models.Index(fields=["message_id"], name="tickets_inbound_message_id_idx"),  # threading lookups
+        ]
 
     def __str__(self):
         return f"{self.message_id} ({self.status})"
