@@ -317,3 +317,42 @@ def requeue_stale(*, older_than_minutes: int = 180) -> int:
     for comment_id in ids:
         _queue(comment_id)
     return len(ids)
+
+
+def ticket_acknowledge(*, ticket: Ticket) -> None:
+    """The acknowledgment of a ticket the customer opened without email (the contact form, the
+    customer page): sent after commit by a task, with the customer-page link. The contact form
+    of the customer's side calls it. Its ledger is the cache (Redis in production): a task run
+    twice sends once while the key lives (7 days)."""
+    ticket_id = ticket.pk
+
+    def queue():
+        from .tasks import send_ticket_acknowledgment_task
+
+        try:
+            send_ticket_acknowledgment_task.delay(ticket_id)
+        except Exception:
+            logger.exception("Could not queue the acknowledgment of ticket %s", ticket_id)
+
+    transaction.on_commit(queue)
+
+
+def ticket_acknowledgment_send(*, ticket_id: int) -> str:
+    from django.core.cache import cache
+
+    ticket = Ticket.objects.select_related("contact").filter(pk=ticket_id).first()
+    to = recipients(ticket)[:1] if ticket is not None else []
+    if not to:
+        return ""
+    key = f"tickets:acknowledged:{ticket_id}"
+    if not cache.add(key, 1, timeout=7 * 24 * 3600):
+        return "sent"
+    message = _build(
+        ticket=ticket, message_id=new_message_id(ticket_id), template="acknowledgment", context={}, to=to, auto=True
+    )
+    try:
+        _send(message)
+    except Exception:
+        cache.delete(key)  # not sent: a retry may send it
+        raise
+    return "sent"

@@ -73,3 +73,18 @@ def poll_mailbox_task() -> dict:
     result = imap.mailbox_poll() if imap.configured() else {"skipped": "SUPPORT_IMAP_URL is not set"}
     result["requeued"] = mailout.requeue_stale()
     return result
+
+
+@shared_task(name="tickets.send_ticket_acknowledgment", bind=True, acks_late=True, max_retries=SEND_RETRIES)
+def send_ticket_acknowledgment_task(self, ticket_id: int) -> str:
+    """Acknowledge a ticket the customer opened on the web (tickets.mailout.ticket_acknowledge)."""
+    from . import mailout
+
+    try:
+        return mailout.ticket_acknowledgment_send(ticket_id=ticket_id)
+    except mailout.PermanentFailure:
+        return "failed"
+    except mailout.TemporaryFailure as error:
+        if self.request.retries >= self.max_retries:
+            return "failed"
+        raise self.retry(countdown=_backoff(self.request.retries), exc=error) from error

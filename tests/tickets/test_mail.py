@@ -698,3 +698,13 @@ def test_agents_read_the_inbound_record_with_the_refusal_reason_and_the_raw_mess
     assert "The message has no sender address (From)." in page and "Subject: Lost sender" in page
     client.force_login(alice)  # sales: not theirs to read
     assert client.get(reverse("admin:tickets_inboundemail_changelist")).status_code == 403
+
+
+def test_a_ticket_opened_on_the_web_is_acknowledged_once(ticket, smtp, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        mailout.ticket_acknowledge(ticket=ticket)
+    assert tasks.send_ticket_acknowledgment_task(ticket.pk) == "sent"  # run again: nothing more
+    [ack] = smtp.messages
+    assert ack["To"] == "leila@customer.example" and ack["Auto-Submitted"] == "auto-replied"
+    assert ack["Reply-To"] == tokens.reply_address(ticket.pk)
+    assert tokens.customer_page_url(ticket.pk) in plain(ack) and 'dir="rtl"' in html(ack)
