@@ -212,6 +212,12 @@ SUPPORT_EMAIL = os.environ.get("SUPPORT_EMAIL", "support@localhost")
 SUPPORT_FROM_NAME = os.environ.get("SUPPORT_FROM_NAME", "Support")
 SUPPORT_IMAP_URL = os.environ.get("SUPPORT_IMAP_URL", "")
 TICKETS_ATTACHMENT_MAX_BYTES = envint("TICKETS_ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024))
+# Incoming support mail (tickets.inbound): a larger message is refused and left where it was.
+TICKETS_INBOUND_MAX_BYTES = envint("TICKETS_INBOUND_MAX_BYTES", str(25 * 1024 * 1024))
+# POST /hooks/inbound-email/ (raw MIME, X-Safar-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of
+# "<t>." + body>); empty: the webhook is off. Older than the tolerance, or seen before: refused.
+TICKETS_INBOUND_WEBHOOK_SECRET = os.environ.get("TICKETS_INBOUND_WEBHOOK_SECRET", "")
+TICKETS_INBOUND_WEBHOOK_TOLERANCE = envint("TICKETS_INBOUND_WEBHOOK_TOLERANCE", "300")
 
 # Celery: Redis when REDIS_URL (or CELERY_BROKER_URL) is set, otherwise kombu's
 # filesystem transport under var/, which needs no server on a single machine.
@@ -246,6 +252,8 @@ CELERY_BEAT_SCHEDULE = {
     "surveys-run-schedules": {"task": "surveys.run_schedules", "schedule": 24 * 3600.0},
     # Marks tickets at risk or breached and tells their assignees (tickets.tasks).
     "tickets-sla-check": {"task": "tickets.sla_check", "schedule": 60.0},
+    # Reads the support mailbox (SUPPORT_IMAP_URL) into tickets (tickets.tasks).
+    "tickets-poll-mailbox": {"task": "tickets.poll_mailbox", "schedule": 60.0},
     # Claims the automation runs whose time came (automation.tasks).
     "automation-claim-due": {
         "task": "automation.claim_due",

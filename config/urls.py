@@ -35,6 +35,7 @@ urlpatterns = [
     path("healthz/", healthz, name="healthz"),
     path("", include("surveys.urls")),
     path("", include("automation.urls")),
+    path("", include("tickets.urls")),
 ]
 
 admin.site.site_header = _("Safar")

@@ -38,6 +38,7 @@ from .models import (
     BusinessCalendar,
     CannedReply,
     Holiday,
+    InboundEmail,
     SLAPolicy,
     SLATarget,
     Team,
@@ -81,6 +82,49 @@ class CannedReplyAdmin(ModelAdmin):
     list_display = ("title", "language", "is_active")
     list_filter = ("language", "is_active")
     search_fields = ("title", "body")
+
+
+@admin.register(InboundEmail)
+class InboundEmailAdmin(ReadOnlyModelAdmin):
+    """Every message the support mailbox or the inbound webhook received: what it became, or
+    why it was refused (tickets.inbound)."""
+
+    list_display = ("received_at", "sender_ltr", "subject", "status", "reason", "ticket_link", "ack_delivery")
+    list_filter = ("status", "reason", "source")
+    search_fields = ("=message_id", "sender", "subject")
+    date_hierarchy = "received_at"
+    fields = (
+        "received_at", "source", "message_id", "sender", "subject", "status", "reason", "detail",
+        "ticket", "comment", "size", "ack_message_id", "ack_delivery", "raw_text",
+    )  # fmt: skip
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("raw")
+
+    @admin.display(description=_("from"), ordering="sender")
+    def sender_ltr(self, obj):
+        return ltr(obj.sender)
+
+    @admin.display(description=_("ticket"))
+    def ticket_link(self, obj):
+        if not obj.ticket_id:
+            return "-"
+        return format_html(
+            '<a href="{}"><bdi dir="ltr">#{}</bdi></a>',
+            reverse("admin:tickets_ticket_change", args=[obj.ticket_id]),
+            obj.ticket_id,
+        )
+
+    @admin.display(description=_("raw message"))
+    def raw_text(self, obj):
+        raw = bytes(obj.raw or b"")
+        if not raw:
+            return "-"
+        return format_html(
+            '<pre dir="ltr" style="max-height: 30em; overflow: auto; white-space: pre-wrap;">{}</pre>',
+            raw[:200_000].decode("utf-8", errors="replace"),
+        )
 
 
 # --- refused changes --------------------------------------------------------------------------------------
@@ -363,8 +407,8 @@ class TicketCommentInline(TabularInline):
 
     model = TicketComment
     form = CommentForm
-    fields = ("created_at", "author", "is_public", "body", "canned_reply")
-    readonly_fields = ("created_at", "author")
+    fields = ("created_at", "author", "is_public", "body", "canned_reply", "email_delivery")
+    readonly_fields = ("created_at", "author", "email_delivery")
     extra = 1
     verbose_name = _("reply or note")
     verbose_name_plural = _("conversation")
@@ -372,6 +416,18 @@ class TicketCommentInline(TabularInline):
     @admin.display(description=_("canned reply"))
     def canned_reply(self, obj):
         return ""  # only a new comment has one
+
+    @admin.display(description=_("email"))
+    def email_delivery(self, obj):
+        """What became of the email a public reply sent (tickets.mailout), or where a customer's came from."""
+        if obj is None or obj.pk is None:
+            return ""
+        if obj.author_contact_id:
+            return obj.get_via_display()
+        if not obj.delivery:
+            return ""
+        label = obj.get_delivery_display()
+        return f"{label}: {obj.delivery_error}" if obj.delivery_error else label
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("author").order_by("created_at", "id")

@@ -93,3 +93,28 @@ class Delivery(models.TextChoices):
     SENT = "sent", _("Sent")
     FAILED = "failed", _("Failed")
     BOUNCED = "bounced", _("Bounced")
+
+
+class InboundStatus(models.TextChoices):
+    """What became of a message that reached the support mailbox or the inbound webhook."""
+
+    PROCESSED = "processed", _("Processed")
+    REFUSED = "refused", _("Refused")
+    DUPLICATE = "duplicate", _("Duplicate")
+
+
+class InboundReason(models.TextChoices):
+    """Why an inbound message was refused, or what special kind it was."""
+
+    NONE = "", _("Ordinary message")
+    NO_FROM = "no_from", _("No sender (From)")
+    MALFORMED = "malformed", _("Malformed message")
+    TOO_LARGE = "too_large", _("Message too large")
+    AUTO_REPLY = "auto_reply", _("Automatic reply (never answered)")
+    OWN_MESSAGE = "own_message", _("Our own message (mail loop)")
+    BOUNCE = "bounce", _("Bounce (delivery report)")
+    DUPLICATE = "duplicate", _("Another message with the same Message-ID")
+    CLOSED = "closed", _("Reply to a closed ticket: opened a new one")
+    FORGED_TOKEN = "forged_token", _("Unknown or forged ticket address: opened a new one")
+    ATTACHMENT = "attachment", _("Some attachments were refused")
+    ERASED = "erased", _("The sender's contact was erased")

@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 from core.services import admin_log_redact, notifications_redact
 from crm import registry
 
-from .models import Ticket, TicketAttachment, TicketComment, TicketStatusChange
+from .models import InboundEmail, Ticket, TicketAttachment, TicketComment, TicketStatusChange
 from .selectors import tickets_visible
 
 
@@ -50,6 +50,11 @@ def erase_personal_data(*, contact, actor) -> None:
     for attachment in TicketAttachment.objects.filter(ticket_id__in=ticket_ids):
         attachment.file.delete(save=False)
         attachment.delete()
+    # The mail the person sent (kept whole for the record) and what was refused from them.
+    address_filter = Q(ticket_id__in=ticket_ids)
+    if contact.email:
+        address_filter |= Q(sender__iexact=contact.email)
+    InboundEmail.objects.filter(address_filter).update(sender="", subject=erased, raw=b"", detail="")
     # The admin's change log and the SLA notifications were labelled with the subject.
     for pk in ticket_ids:
         admin_log_redact(model=Ticket, object_ids=[pk], object_repr=f"#{pk} {erased}")

@@ -287,7 +287,11 @@ class TicketComment(models.Model):
         verbose_name = _("comment")
         verbose_name_plural = _("comments")
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["ticket", "created_at"], name="tickets_comment_idx")]
+        indexes = [
+            models.Index(fields=["ticket", "created_at"], name="tickets_comment_idx"),
+            # The poller's sweep for replies whose email never reached the broker (tickets.mailout).
+            models.Index(fields=["created_at"], condition=Q(delivery="queued"), name="tickets_comment_queued_idx"),
+        ]
 
     def __str__(self):
         return f"{self.ticket_id}: {self.body[:40]}"
@@ -327,9 +331,7 @@ class TicketAttachment(models.Model):
     Size and type are checked by the service that stores it (TICKETS_ATTACHMENT_MAX_BYTES,
     TICKETS_ATTACHMENT_TYPES)."""
 
-    ticket = models.ForeignKey(
-        Ticket, verbose_name=_("ticket"), on_delete=models.CASCADE, related_name="attachments"
-    )
+    ticket = models.ForeignKey(Ticket, verbose_name=_("ticket"), on_delete=models.CASCADE, related_name="attachments")
     comment = models.ForeignKey(
         TicketComment,
         verbose_name=_("comment"),
@@ -351,3 +353,53 @@ class TicketAttachment(models.Model):
 
     def __str__(self):
         return self.filename
+
+
+class InboundEmail(models.Model):
+    """Every message that reached the support mailbox (IMAP poller) or the inbound webhook, kept
+    as it came: the ledger that makes each message count once (its Message-ID, or a hash of its
+    bytes when it has none, is unique among the rows that are not duplicates), the record of why
+    one was refused, and the original that a comment's cut text came from."""
+
+    message_id = models.CharField(_("Message-ID"), max_length=255)
+    sha256 = models.CharField(_("SHA-256 of the raw message"), max_length=64)
+    source = models.CharField(_("source"), max_length=8, default="imap")  # imap, webhook
+    sender = models.CharField(_("from"), max_length=320, blank=True)
+    subject = models.CharField(_("subject"), max_length=500, blank=True)
+    received_at = models.DateTimeField(_("received"), auto_now_add=True, db_index=True)
+    status = models.CharField(_("status"), max_length=10, choices=choices.InboundStatus.choices)
+    reason = models.CharField(_("reason"), max_length=16, choices=choices.InboundReason.choices, blank=True)
+    detail = models.CharField(_("detail"), max_length=1000, blank=True)
+    ticket = models.ForeignKey(
+        Ticket, verbose_name=_("ticket"), null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound"
+    )
+    comment = models.ForeignKey(
+        TicketComment, verbose_name=_("comment"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    size = models.PositiveIntegerField(_("size (bytes)"), default=0)
+    # The message as received; empty only when it was over the size cap (it stays in the mailbox).
+    raw = models.BinaryField(_("raw message"), blank=True, default=b"")
+    # The acknowledgment a new ticket by email sends: its Message-ID (threading) and its fate.
+    ack_message_id = models.CharField(_("acknowledgment Message-ID"), max_length=255, blank=True, db_index=True)
+    ack_delivery = models.CharField(
+        _("acknowledgment delivery"), max_length=8, choices=choices.Delivery.choices, blank=True
+    )
+
+    class Meta:
+        verbose_name = _("inbound email")
+        verbose_name_plural = _("inbound emails")
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message_id"],
+                condition=~Q(status="duplicate"),
+                name="tickets_inbound_message_id_uniq",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["sender", "-received_at"], name="tickets_inbound_sender_idx"),
+            models.Index(fields=["message_id"], name="tickets_inbound_message_id_idx"),  # threading lookups
+        ]
+
+    def __str__(self):
+        return f"{self.message_id} ({self.status})"

@@ -69,8 +69,8 @@ def at_risk_q(now: datetime) -> Q:
     queue read the (status, due_at) index from now on instead of stepping over every breached
     ticket first; a paused ticket (no due time) is not at risk while it waits."""
     crossed = Q(first_response_at_risk_at__lte=now) | Q(resolution_at_risk_at__lte=now)
-    return (crossed | Q(sla_state=choices.SlaState.AT_RISK)) & Q(due_at__gt=now) & ~Q(
-        sla_state=choices.SlaState.BREACHED
+    return (
+        (crossed | Q(sla_state=choices.SlaState.AT_RISK)) & Q(due_at__gt=now) & ~Q(sla_state=choices.SlaState.BREACHED)
     )
 
 

@@ -22,7 +22,7 @@ from core.models import Notification
 from core.services import audit_log_record, notifications_send
 from journeys import selectors as journey_selectors
 
-from . import choices, sla
+from . import choices, mailout, sla
 from .models import BusinessCalendar, SLAPolicy, SLATarget, Team, Ticket, TicketComment, TicketStatusChange
 from .signals import ticket_resolved
 
@@ -231,6 +231,7 @@ def ticket_comment(*, ticket: Ticket, author, body: str, is_public: bool = True)
     comment = TicketComment(ticket=ticket, author=author, body=body, is_public=is_public)
     comment.full_clean()
     comment.save()
+    mailout.comment_queue(comment)  # a public reply by an agent: emailed to the customer after commit
     fields = []
     if is_public and author is not None:
         if ticket.first_responded_at is None:

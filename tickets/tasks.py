@@ -23,3 +23,68 @@ def sla_digest_task(user_id: int, notification_ids: list[int]) -> bool:
     Queued after the marks commit; retried six times over about half an hour, then Celery logs the failure. The
     in-app notifications are there whatever happens to the email."""
     return services.sla_digest_send(user_id=user_id, notification_ids=notification_ids)
+
+
+# Retries of a reply or an acknowledgment the mail server could not take yet: 30 s, 1, 2, 4,
+# 8, 15 min... about an hour and a half in all; then the comment shows "failed" and why.
+SEND_RETRIES = 8
+
+
+def _backoff(retries: int) -> int:
+    return min(30 * 2**retries, 900)
+
+
+@shared_task(name="tickets.send_comment_email", bind=True, acks_late=True, max_retries=SEND_RETRIES)
+def send_comment_email_task(self, comment_id: int) -> str:
+    """Email an agent's public reply to the customer and the ticket's CC addresses, once (the
+    comment's delivery state is the ledger, see tickets.mailout)."""
+    from . import mailout
+
+    try:
+        return mailout.comment_email_send(comment_id=comment_id)
+    except mailout.TemporaryFailure as error:
+        if self.request.retries >= self.max_retries:
+            reason = f"Gave up after {self.request.retries + 1} tries: {error}"
+            mailout.comment_email_give_up(comment_id=comment_id, reason=reason)
+            return "failed"
+        raise self.retry(countdown=_backoff(self.request.retries), exc=error) from error
+
+
+@shared_task(name="tickets.send_acknowledgment", bind=True, acks_late=True, max_retries=SEND_RETRIES)
+def send_acknowledgment_task(self, inbound_id: int) -> str:
+    """Acknowledge a new ticket that came by email, once."""
+    from . import mailout
+
+    try:
+        return mailout.acknowledgment_send(inbound_id=inbound_id)
+    except mailout.TemporaryFailure as error:
+        if self.request.retries >= self.max_retries:
+            return "failed"
+        raise self.retry(countdown=_backoff(self.request.retries), exc=error) from error
+
+
+@shared_task(name="tickets.poll_mailbox", acks_late=False, ignore_result=True)
+def poll_mailbox_task() -> dict:
+    """Beat, every minute: read the support mailbox (SUPPORT_IMAP_URL) and turn each new message
+    into a comment or a ticket (tickets.inbound); then queue again the replies whose email was
+    never handed to the broker."""
+    from . import imap, mailout
+
+    result = imap.mailbox_poll() if imap.configured() else {"skipped": "SUPPORT_IMAP_URL is not set"}
+    result["requeued"] = mailout.requeue_stale()
+    return result
+
+
+@shared_task(name="tickets.send_ticket_acknowledgment", bind=True, acks_late=True, max_retries=SEND_RETRIES)
+def send_ticket_acknowledgment_task(self, ticket_id: int) -> str:
+    """Acknowledge a ticket the customer opened on the web (tickets.mailout.ticket_acknowledge)."""
+    from . import mailout
+
+    try:
+        return mailout.ticket_acknowledgment_send(ticket_id=ticket_id)
+    except mailout.PermanentFailure:
+        return "failed"
+    except mailout.TemporaryFailure as error:
+        if self.request.retries >= self.max_retries:
+            return "failed"
+        raise self.retry(countdown=_backoff(self.request.retries), exc=error) from error

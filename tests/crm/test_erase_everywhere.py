@@ -6,6 +6,7 @@ import re
 import subprocess
 
 import pytest
+from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import connection
 
@@ -17,6 +18,7 @@ from journeys import ingest
 from tests.crm.everywhere import give_everything
 from tests.factories import ContactFactory
 from tickets import services as ticket_services
+from tickets.inbound import inbound_receive
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -69,6 +71,14 @@ def test_after_an_erase_no_table_holds_the_persons_name_email_or_phone(world, da
         source="api",
         actor=dave,
     )
+    # ...in an email they wrote to support (kept whole for the record) and an auto-reply refused,
+    for extra in ("", "Auto-Submitted: auto-replied\n"):
+        inbound_receive(
+            raw=(
+                f"From: {FIRST} {LAST} <{EMAIL}>\nTo: {settings.SUPPORT_EMAIL}\nSubject: {FIRST} needs help\n{extra}"
+                f"Message-ID: <{len(extra)}@example.org>\n\nCall me on 0{PHONE_DIGITS}.\n"
+            ).encode()
+        )
     # ...in a check-only import and a failed import of a file with their row,
     csv = f"first_name,last_name,email,phone\n{FIRST},{LAST},{EMAIL},+98{PHONE_DIGITS}\n".encode()
     import_job_create(actor=dave, data=csv, file_name="people.csv", file_format="csv", dry_run=True)
@@ -83,7 +93,14 @@ def test_after_an_erase_no_table_holds_the_persons_name_email_or_phone(world, da
     )
     audit_log_record(actor=dave, action="contact.export", obj=person, data={})
     named_in = {row.split(":")[0] for row in traces(database_dump())}
-    for table in ("django_admin_log", "crm_importjob", "tickets_ticketstatuschange", "journeys_event", "core_auditlog"):
+    for table in (
+        "django_admin_log",
+        "crm_importjob",
+        "tickets_ticketstatuschange",
+        "tickets_inboundemail",
+        "journeys_event",
+        "core_auditlog",
+    ):
         assert table in named_in, f"the set-up should have named the person in {table}"
 
     # when a manager erases them

@@ -143,6 +143,10 @@ class TicketDetailSerializer(TicketSerializer):
         ).data
 
 
+# Where a comment came from and what became of its email (set by tickets.mailout and tickets.inbound).
+EMAIL_FIELDS = ["author_contact", "via", "message_id", "delivery", "delivery_error", "sent_at"]
+
+
 class TicketCommentSerializer(serializers.ModelSerializer):
     body = serializers.CharField(
         max_length=MAX_BODY_CHARS,
@@ -160,8 +164,8 @@ class TicketCommentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TicketComment
-        fields = ["id", "ticket", "author", "body", "is_public", "canned_reply", "created_at"]
-        read_only_fields = ["ticket", "author", "created_at"]
+        fields = ["id", "ticket", "author", "body", "is_public", "canned_reply", "created_at", *EMAIL_FIELDS]
+        read_only_fields = ["ticket", "author", "created_at", *EMAIL_FIELDS]
 
     def validate(self, attrs):
         if not attrs.get("body", "").strip() and not attrs.get("canned_reply"):

@@ -5,21 +5,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('crm', '0005_import_job'),
-        ('journeys', '0004_analytics_summaries'),
-        ('tickets', '0004_queue_statistics'),
+        ("crm", "0005_import_job"),
+        ("journeys", "0004_analytics_summaries"),
+        ("tickets", "0004_queue_statistics"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='ticket',
-            name='tickets_due_idx',
+            model_name="ticket",
+            name="tickets_due_idx",
         ),
         migrations.AddIndex(
-            model_name='ticket',
-            index=models.Index(fields=['due_at', 'created_at', 'id'], name='tickets_due_idx'),
+            model_name="ticket",
+            index=models.Index(fields=["due_at", "created_at", "id"], name="tickets_due_idx"),
         ),
     ]

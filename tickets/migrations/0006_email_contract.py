@@ -7,69 +7,118 @@ import tickets.models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('crm', '0005_import_job'),
-        ('tickets', '0005_queue_order_index'),
+        ("crm", "0005_import_job"),
+        ("tickets", "0005_queue_order_index"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='historicalticket',
-            name='cc_emails',
-            field=models.JSONField(blank=True, default=list, verbose_name='CC addresses'),
+            model_name="historicalticket",
+            name="cc_emails",
+            field=models.JSONField(blank=True, default=list, verbose_name="CC addresses"),
         ),
         migrations.AddField(
-            model_name='ticket',
-            name='cc_emails',
-            field=models.JSONField(blank=True, default=list, verbose_name='CC addresses'),
+            model_name="ticket",
+            name="cc_emails",
+            field=models.JSONField(blank=True, default=list, verbose_name="CC addresses"),
         ),
         migrations.AddField(
-            model_name='ticketcomment',
-            name='author_contact',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='crm.contact', verbose_name='customer author'),
+            model_name="ticketcomment",
+            name="author_contact",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="crm.contact",
+                verbose_name="customer author",
+            ),
         ),
         migrations.AddField(
-            model_name='ticketcomment',
-            name='delivery',
-            field=models.CharField(blank=True, choices=[('', 'Not sent by email'), ('queued', 'Queued'), ('sent', 'Sent'), ('failed', 'Failed'), ('bounced', 'Bounced')], default='', max_length=8, verbose_name='delivery'),
+            model_name="ticketcomment",
+            name="delivery",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("", "Not sent by email"),
+                    ("queued", "Queued"),
+                    ("sent", "Sent"),
+                    ("failed", "Failed"),
+                    ("bounced", "Bounced"),
+                ],
+                default="",
+                max_length=8,
+                verbose_name="delivery",
+            ),
         ),
         migrations.AddField(
-            model_name='ticketcomment',
-            name='delivery_error',
-            field=models.CharField(blank=True, max_length=500, verbose_name='delivery error'),
+            model_name="ticketcomment",
+            name="delivery_error",
+            field=models.CharField(blank=True, max_length=500, verbose_name="delivery error"),
         ),
         migrations.AddField(
-            model_name='ticketcomment',
-            name='message_id',
-            field=models.CharField(blank=True, db_index=True, max_length=255, verbose_name='Message-ID'),
+            model_name="ticketcomment",
+            name="message_id",
+            field=models.CharField(blank=True, db_index=True, max_length=255, verbose_name="Message-ID"),
         ),
         migrations.AddField(
-            model_name='ticketcomment',
-            name='sent_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='sent at'),
+            model_name="ticketcomment",
+            name="sent_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="sent at"),
         ),
         migrations.AddField(
-            model_name='ticketcomment',
-            name='via',
-            field=models.CharField(choices=[('agent', 'Agent (admin or API)'), ('email', 'Email'), ('portal', 'Customer ticket page'), ('form', 'Contact form')], default='agent', max_length=8, verbose_name='via'),
+            model_name="ticketcomment",
+            name="via",
+            field=models.CharField(
+                choices=[
+                    ("agent", "Agent (admin or API)"),
+                    ("email", "Email"),
+                    ("portal", "Customer ticket page"),
+                    ("form", "Contact form"),
+                ],
+                default="agent",
+                max_length=8,
+                verbose_name="via",
+            ),
         ),
         migrations.CreateModel(
-            name='TicketAttachment',
+            name="TicketAttachment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('file', models.FileField(max_length=300, upload_to=tickets.models.attachment_path, verbose_name='file')),
-                ('filename', models.CharField(max_length=255, verbose_name='file name')),
-                ('content_type', models.CharField(max_length=100, verbose_name='content type')),
-                ('size', models.PositiveIntegerField(verbose_name='size (bytes)')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('comment', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='attachments', to='tickets.ticketcomment', verbose_name='comment')),
-                ('ticket', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attachments', to='tickets.ticket', verbose_name='ticket')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "file",
+                    models.FileField(max_length=300, upload_to=tickets.models.attachment_path, verbose_name="file"),
+                ),
+                ("filename", models.CharField(max_length=255, verbose_name="file name")),
+                ("content_type", models.CharField(max_length=100, verbose_name="content type")),
+                ("size", models.PositiveIntegerField(verbose_name="size (bytes)")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                (
+                    "comment",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attachments",
+                        to="tickets.ticketcomment",
+                        verbose_name="comment",
+                    ),
+                ),
+                (
+                    "ticket",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attachments",
+                        to="tickets.ticket",
+                        verbose_name="ticket",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'attachment',
-                'verbose_name_plural': 'attachments',
-                'ordering': ['created_at', 'id'],
+                "verbose_name": "attachment",
+                "verbose_name_plural": "attachments",
+                "ordering": ["created_at", "id"],
             },
         ),
     ]
