@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.faults import ROOT, RedisServer, stop_process, wait_until
 from tests.core.fault_tasks import sleep_and_mark
+from tests.core.faults import ROOT, RedisServer, stop_process, wait_until
 
 pytestmark = pytest.mark.worker
 
@@ -33,8 +33,22 @@ def start_worker(broker_url: str, queue: str, *extra: str) -> subprocess.Popen:
         "PYTHONPATH": str(ROOT),
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-I", "tests.core.fault_tasks", "-Q", queue,
-         "--loglevel=INFO", "--without-mingle", "--without-gossip", *extra],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-I",
+            "tests.core.fault_tasks",
+            "-Q",
+            queue,
+            "--loglevel=INFO",
+            "--without-mingle",
+            "--without-gossip",
+            *extra,
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
