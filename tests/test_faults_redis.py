@@ -198,3 +198,39 @@ def test_summaries_waiting_in_redis_survive_a_restart_empty(
         assert summaries.summaries_sweep() == {"contacts": 0, "enrollments": 0}
     finally:
         redis_client.cache_clear()
+
+
+def test_events_are_stored_with_redis_and_the_broker_down_and_summarised_by_the_sweep(
+    dave, own_redis, settings, celery_eager, django_capture_on_commit_callbacks
+):
+    from rest_framework.test import APIClient
+
+    from core.redis import redis_client
+    from journeys import services as journeys_services
+    from journeys.models import ContactTouchSummary, Event
+    from journeys.summaries import summaries_sweep
+
+    settings.REDIS_URL = own_redis.url
+    redis_client.cache_clear()
+    celery_eager.conf.task_always_eager = False
+    _key, raw = journeys_services.ingest_key_create(name="Website", actor=dave)
+    website = APIClient()
+    website.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    try:
+        summaries_sweep()
+        own_redis.kill()
+        # when a website posts an event with Redis (the summaries' set and the broker) down
+        with django_capture_on_commit_callbacks(execute=True):
+            reply = website.post(
+                "/api/v1/events/",
+                {"contact": {"email": "down@example.com"}, "type": "page_view", "channel": "website"},
+                format="json",
+            )
+        # then it is stored (not a 500), and beat's sweep summarises it later
+        assert reply.status_code == 201, reply.content
+        assert Event.objects.count() == 1 and not ContactTouchSummary.objects.exists()
+        summaries_sweep()
+        assert summaries_sweep()["contacts"] == 1
+        assert ContactTouchSummary.objects.get().touches == 1
+    finally:
+        redis_client.cache_clear()
