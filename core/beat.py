@@ -6,6 +6,8 @@ nobody is told. So the rows are also written by a migration (core 0003) and afte
 `migrate` (post_migrate, for entries added to the settings later), before beat ever starts.
 An entry already in the tables is left as it is: the admin may have changed its interval."""
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import DatabaseError
 
@@ -20,7 +22,12 @@ def beat_schedule_register(*, interval_model, task_model, schedule: dict | None 
         if name in existing:
             continue
         every = entry["schedule"]
-        seconds = every.total_seconds() if hasattr(every, "total_seconds") else float(every)
+        if isinstance(every, timedelta):
+            seconds = every.total_seconds()
+        elif isinstance(every, int | float):
+            seconds = float(every)
+        else:  # a crontab or solar schedule: beat's own copy at start-up writes it
+            continue
         interval = interval_model.objects.filter(every=int(seconds), period="seconds").first()
         if interval is None:
             interval = interval_model.objects.create(every=int(seconds), period="seconds")
