@@ -45,8 +45,6 @@ def start_worker(broker_url: str, queue: str, *extra: str) -> subprocess.Popen:
             "-Q",
             queue,
             "--loglevel=INFO",
-            "--without-mingle",
-            "--without-gossip",
             *extra,
         ],
         cwd=ROOT,
