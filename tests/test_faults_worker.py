@@ -23,7 +23,8 @@ def own_redis():
     server.stop()
 
 
-def start_worker(broker_url: str, queue: str, *extra: str) -> subprocess.Popen:
+def start_worker(broker_url: str, queue: str, log: Path, *extra: str) -> subprocess.Popen:
+    """A worker writing its log to a file (a pipe nobody reads would fill and stop it)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings_test",
@@ -49,7 +50,7 @@ def start_worker(broker_url: str, queue: str, *extra: str) -> subprocess.Popen:
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=open(log, "wb"),  # the child holds it; closed when it exits
         stderr=subprocess.STDOUT,
     )
 
@@ -63,7 +64,8 @@ def send(app, broker_url: str, queue: str, name: str, seconds: float, folder: Pa
 def test_a_worker_survives_a_broker_killed_and_restarted_empty(own_redis, celery_eager, tmp_path, pool):
     celery_eager.conf.task_always_eager = False
     queue = f"faults-{uuid.uuid4().hex[:8]}"
-    worker = start_worker(own_redis.url, queue, f"--pool={pool}", "--concurrency=2")
+    log = tmp_path / "worker.log"
+    worker = start_worker(own_redis.url, queue, log, f"--pool={pool}", "--concurrency=2")
     output = ""
     try:
         # given a worker busy with slow tasks it has not acknowledged (acks late), and more queued
@@ -80,7 +82,8 @@ def test_a_worker_survives_a_broker_killed_and_restarted_empty(own_redis, celery
         wait_until(lambda: (tmp_path / "done-after").exists(), 40, "a task sent after the restart to run")
         assert worker.poll() is None
     finally:
-        output = stop_process(worker)
+        stop_process(worker)
+        output = log.read_text(errors="replace")
         print(output[-6000:])
     assert "Unrecoverable error" not in output, output[-4000:]
     assert "AttributeError: 'NoneType' object has no attribute 'hostname'" not in output
