@@ -90,6 +90,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # A broker that is down answers 503 with the reason, not 500 (core.broker).
+    "core.middleware.BrokerUnavailableMiddleware",
     # Last: it answers a locked-out login with core.api.auth.lockout_response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -156,6 +158,19 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The default set-up shares one file between web, worker and beat: readers never wait for a
+    # writer (WAL), a writer waits for the lock instead of failing at once (busy timeout), and a
+    # transaction takes the write lock when it begins (IMMEDIATE), so it never has to be upgraded
+    # mid-way, which SQLite refuses with "database is locked" without waiting.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": envint("SQLITE_BUSY_TIMEOUT_SECONDS", "30"),
+        "transaction_mode": "IMMEDIATE",
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+            f"PRAGMA busy_timeout={envint('SQLITE_BUSY_TIMEOUT_SECONDS', '30') * 1000};"
+        ),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # The same backend, with a health check that reads the socket instead of a round trip.
     DATABASES["default"]["ENGINE"] = "core.db.postgresql"
@@ -235,11 +250,23 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     # Tasks are short; no ETA may outlive the visibility timeout (kombu#337).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Short socket timeouts: a paused or unreachable Redis fails a publish in seconds, not never.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 3600,
+        "socket_connect_timeout": 2,
+        "socket_timeout": 10,
+    }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker outlives any broker outage: it reconnects forever instead of exiting after 100 tries;
+# a task running when the connection drops finishes (tasks are idempotent; its message comes back).
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# A request that publishes a task waits at most about a second for a broker that is down.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
@@ -261,6 +288,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "insights-churn": {"task": "insights.churn", "schedule": 24 * 3600.0},
     "crm-import-uploads-purge": {"task": "crm.import_uploads_purge", "schedule": 3600.0},
+    # Touch summaries and credits whose task or Redis set was lost (journeys.summaries).
+    "journeys-summaries-sweep": {"task": "journeys.summaries_sweep", "schedule": 300.0},
 }
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "0")
 # One queue per deployment (or per test run sharing a Redis); workers consume it with -Q.
@@ -273,8 +302,14 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "safar",
+            # A paused Redis costs a request this long once; then core.throttling counts in the
+            # process for a while (it fails open, with a warning in the log).
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
+
+# /healthz/ reports the disk of var/ as full below this many megabytes free.
+HEALTHZ_MIN_FREE_MB = envint("HEALTHZ_MIN_FREE_MB", "100")
 
 # REST API
 REST_FRAMEWORK = {

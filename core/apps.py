@@ -7,4 +7,9 @@ class CoreConfig(AppConfig):
     verbose_name = _("Core")
 
     def ready(self):
+        from django.db.models.signals import post_migrate
+
         from . import lookups  # noqa: F401  (registers the ilike lookup)
+        from .beat import register_after_migrate
+
+        post_migrate.connect(register_after_migrate, sender=self, dispatch_uid="core.beat_schedule_register")

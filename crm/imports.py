@@ -52,6 +52,7 @@ from django.utils.translation import gettext as _
 from phonenumber_field.phonenumber import PhoneNumber
 from phonenumbers import NumberParseException, PhoneNumberFormat
 
+from core.broker import require_broker
 from core.exceptions import DomainError
 from core.services import audit_log_record
 
@@ -915,6 +916,7 @@ def import_job_create(*, actor, data: bytes, file_name: str, file_format: str, d
     from .tasks import contact_import_task
 
     import_file_read(data=data, file_format=file_format)
+    require_broker()  # a job no worker would ever hear of is refused (503) before it is stored
     job = ImportJob.objects.create(
         created_by=actor,
         file_name=file_name[:255],

@@ -460,3 +460,23 @@ class AttributionCredit(models.Model):
 
     def __str__(self):
         return f"{self.model} {self.channel or '-'} {self.weight}"
+
+
+class SummarySweep(models.Model):
+    """How far the periodic sweep of the analytics summaries has got (one row). Each pass checks
+    the events and moves with ids in (done, seen], then sets done to seen and seen to the newest id:
+    what a pass first sees is checked one pass later, when its transaction and its own summary
+    task have long finished (journeys.summaries.summaries_sweep)."""
+
+    events_done = models.BigIntegerField(_("events checked up to"), default=0)
+    events_seen = models.BigIntegerField(_("events seen up to"), default=0)
+    moves_done = models.BigIntegerField(_("moves checked up to"), default=0)
+    moves_seen = models.BigIntegerField(_("moves seen up to"), default=0)
+    swept_at = models.DateTimeField(_("swept at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("summary sweep")
+        verbose_name_plural = _("summary sweeps")
+
+    def __str__(self):
+        return f"events {self.events_done}-{self.events_seen}, moves {self.moves_done}-{self.moves_seen}"

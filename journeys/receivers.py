@@ -6,6 +6,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from core.broker import send_or_defer
 from core.caching import forget_on_change
 from crm import registry
 
@@ -20,7 +21,10 @@ def _enqueue(transition_ids: list[int]) -> None:
     if transition_ids:
         # The signals are sent after commit already; on_commit keeps that true if a caller ever
         # sends them inside a transaction.
-        transaction.on_commit(lambda: attribution_credit_task.delay(sorted(transition_ids)))
+        # A broker that is down loses nothing: journeys.summaries_sweep credits moves without credits.
+        transaction.on_commit(
+            lambda: send_or_defer(attribution_credit_task, sorted(transition_ids), swept_by="journeys.summaries_sweep")
+        )
 
 
 @receiver(stage_changed, dispatch_uid="journeys.attribution_on_move")

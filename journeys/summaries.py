@@ -22,6 +22,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from .models import (
     AttributionCredit,
@@ -32,6 +33,7 @@ from .models import (
     Event,
     Stage,
     StageTransition,
+    SummarySweep,
 )
 
 # Touches older than this before a conversion get no credit.
@@ -349,3 +351,73 @@ def summaries_rebuild(*, chunk: int = 2000, stdout=None) -> dict[str, int]:
         if stdout is not None:
             stdout.write(f"enrollments {min(start + chunk, len(ids))}/{len(ids)}\n")
     return {"contacts": contacts, "enrollments": len(ids), "conversions": conversions}
+
+
+# ---------------------------------------------------------------- the sweep (beat)
+
+# Small batches wait for their summaries in a Redis set (journeys.tasks); a Redis that restarts
+# empty, or a broker that refused the task, loses them. The sweep finds what was lost from the
+# ledgers themselves, so nothing depends on Redis keeping its data.
+_STALE_CONTACTS = """
+SELECT e.contact_id FROM {events} e LEFT JOIN {summary} s ON s.contact_id = e.contact_id
+ WHERE e.id > %s AND e.id <= %s AND e.channel <> ''
+ GROUP BY e.contact_id, s.first_touch_at, s.last_touch_at
+HAVING s.last_touch_at IS NULL OR MAX(e.occurred_at) > s.last_touch_at OR MIN(e.occurred_at) < s.first_touch_at
+UNION
+SELECT e.contact_id FROM {events} e
+  LEFT JOIN {per_touchpoint} t ON t.contact_id = e.contact_id AND t.touchpoint_id = e.touchpoint_id
+ WHERE e.id > %s AND e.id <= %s AND e.channel <> '' AND e.touchpoint_id IS NOT NULL
+ GROUP BY e.contact_id, e.touchpoint_id, t.first_at, t.last_at
+HAVING t.last_at IS NULL OR MAX(e.occurred_at) > t.last_at OR MIN(e.occurred_at) < t.first_at
+"""
+SWEEP_CHUNK = 100_000  # ids per statement
+
+
+def summaries_sweep() -> dict[str, int]:
+    """Beat: summarise the contacts whose touch summaries miss an event, and credit the moves that
+    have no credits, among the events and moves stored since the pass before the last one
+    (SummarySweep). A summary is stale when it is missing, or an event falls outside its first and
+    last touch (of the contact or of a touchpoint); a move without credits has its enrollment's
+    credits recomputed (idempotent, so one that rightly has none costs one recomputation).
+    Returns how many contacts and enrollments were fixed."""
+    with transaction.atomic():
+        mark, _created = SummarySweep.objects.select_for_update().get_or_create(pk=1)
+        newest_event = Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        newest_move = StageTransition.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        events = (mark.events_done, mark.events_seen)
+        moves = (mark.moves_done, mark.moves_seen)
+        mark.events_done, mark.events_seen = mark.events_seen, max(newest_event, mark.events_seen)
+        mark.moves_done, mark.moves_seen = mark.moves_seen, max(newest_move, mark.moves_seen)
+        mark.swept_at = timezone.now()
+        mark.save()
+    sql = _STALE_CONTACTS.format(
+        events=Event._meta.db_table,
+        summary=ContactTouchSummary._meta.db_table,
+        per_touchpoint=ContactTouchpoint._meta.db_table,
+    )
+    contacts = enrollments = 0
+    for low in range(events[0], events[1], SWEEP_CHUNK):
+        high = min(low + SWEEP_CHUNK, events[1])
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [low, high, low, high])
+            stale = [row[0] for row in cursor.fetchall()]
+        if stale:
+            touches_refresh(contact_ids=stale)
+            contacts += len(stale)
+    for low in range(moves[0], moves[1], SWEEP_CHUNK):
+        high = min(low + SWEEP_CHUNK, moves[1])
+        uncredited = (
+            StageTransition.objects.filter(pk__gt=low, pk__lte=high)
+            .exclude(
+                pk__in=AttributionCredit.objects.filter(transition_id__gt=low, transition_id__lte=high).values(
+                    "transition_id"
+                )
+            )
+            .values_list("enrollment_id", flat=True)
+            .distinct()
+        )
+        ids = sorted(set(uncredited))
+        for start in range(0, len(ids), 2000):
+            attribution_credit_update(enrollment_ids=ids[start : start + 2000])
+        enrollments += len(ids)
+    return {"contacts": contacts, "enrollments": enrollments}

@@ -6,6 +6,7 @@ import logging
 import redis
 from celery import shared_task
 
+from core.broker import BROKER_ERRORS, send_or_defer
 from core.redis import redis_client
 
 from . import summaries
@@ -39,9 +40,13 @@ def events_summarise_enqueue(contact_ids: list[int], transition_ids: list[int]) 
             logger.warning("journeys: could not gather summaries in Redis; one task for this batch", exc_info=True)
         else:
             if first:
-                events_summarise_pending_task.apply_async(countdown=COALESCE_SECONDS)
+                try:
+                    events_summarise_pending_task.apply_async(countdown=COALESCE_SECONDS)
+                except BROKER_ERRORS:  # the mark expires and a later batch retries; the sweep gets the rest
+                    logger.warning("journeys: could not schedule the summaries drain", exc_info=True)
             return
-    events_summarise_task.delay(contact_ids, transition_ids)
+    # A broker that is down loses nothing: journeys.summaries_sweep finds the stale summaries.
+    send_or_defer(events_summarise_task, contact_ids, transition_ids, swept_by="journeys.summaries_sweep")
 
 
 @shared_task(name="journeys.attribution_credit")
@@ -87,6 +92,12 @@ def summaries_pending_forget() -> None:
     client = redis_client()
     if client is not None:
         client.delete(_PENDING, _SCHEDULED)
+
+
+@shared_task(name="journeys.summaries_sweep")
+def summaries_sweep_task() -> dict:
+    """Beat, every 5 minutes: summarise what a lost drain or task left out (journeys.summaries)."""
+    return summaries.summaries_sweep()
 
 
 @shared_task(name="journeys.rebuild_summaries")

@@ -106,9 +106,13 @@ def invitation_create(
         ticket=ticket,
     )
     if not reason and invitation.send_after <= now:
+        from core.broker import send_or_defer
+
         from .tasks import invitation_send_task
 
-        transaction.on_commit(lambda: invitation_send_task.delay(invitation.pk))
+        # A broker that is down loses nothing: the invitation is a scheduled row that
+        # surveys.send_due (beat, every minute) sends.
+        transaction.on_commit(lambda: send_or_defer(invitation_send_task, invitation.pk, swept_by="surveys.send_due"))
     return invitation
 
 

@@ -5,6 +5,7 @@ import redis
 from celery import shared_task
 from django.utils import timezone
 
+from core.broker import BROKER_ERRORS, send_or_defer
 from core.redis import redis_client
 
 from . import services
@@ -32,9 +33,12 @@ def response_close_loop_enqueue(response_id: int) -> None:
             logger.warning("surveys: could not mark the closed-loop drain in Redis; one task", exc_info=True)
         else:
             if first:
-                responses_close_loops_drain_task.apply_async(countdown=LOOP_DRAIN_SECONDS)
+                try:
+                    responses_close_loops_drain_task.apply_async(countdown=LOOP_DRAIN_SECONDS)
+                except BROKER_ERRORS:  # surveys.close_pending_loops (beat) closes it
+                    logger.warning("surveys: could not schedule the closed-loop drain", exc_info=True)
             return
-    response_close_loop_task.delay(response_id)
+    send_or_defer(response_close_loop_task, response_id, swept_by="surveys.close_pending_loops")
 
 
 @shared_task(name="surveys.send_invitation", acks_late=True)

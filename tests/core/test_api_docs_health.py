@@ -150,7 +150,7 @@ def test_healthz_ok(api, db):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert body["checks"] == {"database": "ok", "broker": "ok"}
+    assert body["checks"] == {"database": "ok", "broker": "ok", "cache": "ok", "disk": "ok"}
     assert body["broker_transport"] == django_settings.CELERY_BROKER_URL.split(":", 1)[0]
     assert "no-store" in response["Cache-Control"]
 
@@ -166,7 +166,7 @@ def test_healthz_is_503_when_the_broker_is_down(api, db, settings):
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "error"
-    assert body["checks"] == {"database": "ok", "broker": "error"}
+    assert body["checks"] == {"database": "ok", "broker": "error", "cache": "ok", "disk": "ok"}
     assert body["broker_transport"] == "redis"
     assert "127.0.0.1:1" not in response.content.decode()  # the reason goes to the log, not to the caller
 
@@ -180,7 +180,7 @@ def test_healthz_is_503_when_the_database_is_down(api, db, monkeypatch):
         response = api(None).get("/healthz/")
 
     assert response.status_code == 503
-    assert response.json()["checks"] == {"database": "error", "broker": "ok"}
+    assert response.json()["checks"] == {"database": "error", "broker": "ok", "cache": "ok", "disk": "ok"}
 
 
 def test_healthz_only_answers_get(api, db):
