@@ -207,6 +207,9 @@ CELERY_BEAT_SCHEDULE = {
     },
     "insights-churn": {"task": "insights.churn", "schedule": 24 * 3600.0},
 }
+# Jobs whose worker died: in-doubt sends and due retries (automation), import jobs (crm).
+CELERY_BEAT_SCHEDULE["automation-sweep"] = {"task": "automation.sweep", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["crm-imports-sweep"] = {"task": "crm.imports_sweep", "schedule": 60.0}
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "0")
 # One queue per deployment (or per test run sharing a Redis); workers consume it with -Q.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
