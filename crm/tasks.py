@@ -10,3 +10,9 @@ def contact_import_task(job_id: int) -> None:
     """Run an uploaded contact import (crm.imports.import_job_run). Safe to redeliver: a job
     that has finished, or that another worker is running, is left alone."""
     imports.import_job_run(job_id=job_id)
+
+
+@shared_task(name="crm.imports_sweep")
+def import_jobs_sweep_task() -> dict[str, int]:
+    """Beat, every minute: requeue (or fail, saying why) import jobs whose worker died."""
+    return imports.import_jobs_sweep()
