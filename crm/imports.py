@@ -1045,10 +1045,10 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
 # --------------------------------------------------------------------------- dead workers
 
 # A running job whose heartbeat (written with its progress, at least every few seconds while it
-# works: a batch of 2,000 rows takes under a second) is older than this lost its worker. On
-# PostgreSQL the job's advisory lock says for sure (a live worker holds it; a dead one's
-# connection is gone); elsewhere the progress only shows when the job ends, so the wait is longer.
-IMPORT_STALE_SECONDS = 180
+# works: a batch of 2,000 rows takes under a second) is older than CRM_IMPORT_STALE_SECONDS has
+# lost its worker. On PostgreSQL the job's advisory lock says for sure (a live worker holds it; a
+# dead one's connection is gone); elsewhere the progress only shows when the job ends (it is
+# written in the import's transaction), so the wait is at least this long.
 IMPORT_STALE_SECONDS_WITHOUT_LOCKS = 1800
 IMPORT_ATTEMPTS = 3
 
@@ -1075,7 +1075,9 @@ def import_jobs_sweep(*, now=None) -> dict[str, int]:
 
     now = now or timezone.now()
     stale = now - timedelta(
-        seconds=IMPORT_STALE_SECONDS if connection.vendor == "postgresql" else IMPORT_STALE_SECONDS_WITHOUT_LOCKS
+        seconds=settings.CRM_IMPORT_STALE_SECONDS
+        if connection.vendor == "postgresql"
+        else max(settings.CRM_IMPORT_STALE_SECONDS, IMPORT_STALE_SECONDS_WITHOUT_LOCKS)
     )
     counts = {"requeued": 0, "failed": 0, "resent": 0}
     dead = ImportJob.objects.defer("content").filter(status=choices.ImportStatus.RUNNING, heartbeat_at__lt=stale)

@@ -25,9 +25,9 @@ def test_an_import_whose_worker_is_killed_is_requeued_and_finishes_with_every_ro
     own_broker,  # noqa: F811 - the fixture
     dave,
     tmp_path,
-    monkeypatch,
+    settings,
 ):
-    monkeypatch.setattr(imports, "IMPORT_STALE_SECONDS", 2)
+    settings.CRM_IMPORT_STALE_SECONDS = 2
     workers = Workers(own_broker.url, tmp_path)
     try:
         # given a 50,000-row import running on a worker
