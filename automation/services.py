@@ -5,12 +5,12 @@ The beat pass claims due runs and hands them to workers in chunks (up to 500 per
 holds a lock on each run of its chunk (`run_locks`), checks the rules and writes the chunk's
 outbox rows in one statement under the unique key `run:<id>:step:<id>`, status "queued", then
 sends them over one provider connection. Sending never happens twice for a (run, step): right
-before each provider call its row is marked "sending" and committed (in the same statement that
-records the previous row as sent). A worker that dies in between leaves that one row in
-"sending"; a retry finds it with the run's lock free and does not send it again (at most once;
-the row is marked interrupted so the loss is visible). The rows after it are still queued and
-are sent by the retry. A connection that fails mid-chunk leaves the rest queued, and their runs
-retry later."""
+before each provider call its row is marked "sending" and committed, and its answer is written
+right after the call. A worker that dies in between leaves that one row in "sending"; a retry
+(or the sweep) finds it with the run's lock free and does not send it again (at most once; the
+row is "in doubt", counted in the admin, until a delivery report or a manager settles it). The
+rows after it are still queued and are sent by the retry. A connection that fails mid-chunk
+leaves the rest queued, and their runs retry later."""
 
 import contextlib
 import functools
