@@ -282,6 +282,7 @@ class MessageAdmin(ReadOnlyModelAdmin):
         "status",
         "skip_reason",
         "recipient",
+        "attempts",
         "sent_at",
     )
     list_filter = ("status", "skip_reason", "channel", ("run__workflow", admin.RelatedOnlyFieldListFilter), "template")
@@ -371,6 +372,7 @@ class WorkflowRunAdmin(ReadOnlyModelAdmin):
         "due_at",
         "attempts",
         "last_error",
+        "heartbeat_at",
         "started_at",
         "finished_at",
     )
