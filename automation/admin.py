@@ -4,9 +4,10 @@ services write them). A contact's page shows its latest runs and messages."""
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
-from django.db.models import Count, Q
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -35,6 +36,20 @@ TEXT_FIELDS = ("subject", "body")
 PREVIEW_PERMS = ("automation.view_workflow", "automation.view_workflowrun")
 CONTACT_INLINE_ROWS = 20
 LIVE = [choices.RunStatus.WAITING, choices.RunStatus.QUEUED]
+MessageStatus = choices.MessageStatus
+
+
+def _message_count(status: str):
+    """The workflow's outbox rows in this status: a subquery served by the status index (rows in
+    doubt or failed are few), not a join of every run's messages."""
+    rows = (
+        Message.objects.filter(status=status, run__workflow=OuterRef("pk"))
+        .order_by()
+        .values("run__workflow")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(rows, output_field=IntegerField()), 0)
 
 
 def _text_field_name(field: str, code: str) -> str:
@@ -180,7 +195,7 @@ class WorkflowStepInline(TabularInline):
 
 @admin.register(Workflow)
 class WorkflowAdmin(ModelAdmin):
-    list_display = ("name", "trigger", "reentry", "is_active", "step_count", "live_runs")
+    list_display = ("name", "trigger", "reentry", "is_active", "step_count", "live_runs", "in_doubt", "failed")
     list_filter = ("trigger", "is_active", "reentry")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
@@ -198,8 +213,27 @@ class WorkflowAdmin(ModelAdmin):
             .annotate(
                 step_total=Count("steps", distinct=True),
                 live=Count("runs", filter=Q(runs__status__in=LIVE), distinct=True),
+                in_doubt_total=_message_count(MessageStatus.IN_DOUBT),
+                failed_total=_message_count(MessageStatus.FAILED),
             )
         )
+
+    def _messages_link(self, obj, status, count):
+        if not count:
+            return 0
+        url = (
+            reverse("admin:automation_message_changelist")
+            + f"?run__workflow__id__exact={obj.pk}&status__exact={status}"
+        )
+        return format_html('<a href="{}">{}</a>', url, count)
+
+    @admin.display(description=_("messages in doubt"), ordering="in_doubt_total")
+    def in_doubt(self, obj):
+        return self._messages_link(obj, MessageStatus.IN_DOUBT, obj.in_doubt_total)
+
+    @admin.display(description=_("messages failed"), ordering="failed_total")
+    def failed(self, obj):
+        return self._messages_link(obj, MessageStatus.FAILED, obj.failed_total)
 
     @admin.display(description=_("steps"), ordering="step_total")
     def step_count(self, obj):
@@ -248,10 +282,12 @@ class MessageAdmin(ReadOnlyModelAdmin):
         "status",
         "skip_reason",
         "recipient",
+        "attempts",
         "sent_at",
     )
-    list_filter = ("status", "skip_reason", "channel", "template")
+    list_filter = ("status", "skip_reason", "channel", ("run__workflow", admin.RelatedOnlyFieldListFilter), "template")
     list_select_related = ("contact", "template")
+    actions = ["resend", "drop"]
     date_hierarchy = "created_at"
     search_fields = ("=to", "=provider_id", "=idempotency_key")
     paginator = CappedCountPaginator
@@ -267,6 +303,9 @@ class MessageAdmin(ReadOnlyModelAdmin):
         "subject",
         "body",
         "error",
+        "attempts",
+        "claimed_at",
+        "next_attempt_at",
         "provider",
         "key",
         "created_at",
@@ -274,6 +313,31 @@ class MessageAdmin(ReadOnlyModelAdmin):
         "delivered_at",
     )
     readonly_fields = fields
+
+    def has_resolve_permission(self, request):
+        return request.user.has_perm("automation.resolve_message")
+
+    def _settle(self, request, queryset, service, done_message):
+        ids = list(queryset.filter(status=MessageStatus.IN_DOUBT).values_list("pk", flat=True))
+        others = queryset.count() - len(ids)
+        count = service(message_ids=ids, actor=request.user) if ids else 0
+        self.message_user(request, done_message % {"count": count}, messages.SUCCESS)
+        if others:
+            self.message_user(
+                request,
+                _("%(count)s selected messages were not in doubt and were left alone.") % {"count": others},
+                messages.WARNING,
+            )
+
+    @admin.action(description=_("Resend the messages in doubt (some may get it twice)"), permissions=["resolve"])
+    def resend(self, request, queryset):
+        self._settle(
+            request, queryset, services.messages_resend, _("%(count)s messages in doubt queued to be sent again.")
+        )
+
+    @admin.action(description=_("Drop the messages in doubt (do not send them)"), permissions=["resolve"])
+    def drop(self, request, queryset):
+        self._settle(request, queryset, services.messages_drop, _("%(count)s messages in doubt dropped."))
 
     @admin.display(description=_("contact"))
     def contact_link(self, obj):
@@ -308,6 +372,7 @@ class WorkflowRunAdmin(ReadOnlyModelAdmin):
         "due_at",
         "attempts",
         "last_error",
+        "heartbeat_at",
         "started_at",
         "finished_at",
     )

@@ -18,7 +18,13 @@ logger = logging.getLogger(__name__)
 
 
 class ProviderError(Exception):
-    """The provider refused or could not be reached; the message is marked failed."""
+    """The provider refused or could not be reached. What it means for the message comes from
+    the exception it was raised from (core.mail.send_error_kind), or from `kind` (core.mail's
+    PERMANENT, TEMPORARY or UNKNOWN) when a backend knows better."""
+
+    def __init__(self, *args, kind: str | None = None):
+        super().__init__(*args)
+        self.kind = kind
 
 
 class ConsoleBackend:
@@ -97,18 +103,16 @@ def connection_usable(exc: Exception) -> bool:
     return isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code != 421
 
 
-def try_later(exc: Exception) -> bool:
-    """The server answered 4xx (busy, closing, try again): it took nothing, the mail may be sent
-    again later. Anything else may have gone out, or never will (5xx)."""
-    return isinstance(exc, smtplib.SMTPResponseException) and 400 <= exc.smtp_code < 500
-
-
-def send_email(*, to: str, subject: str, text: str, html: str, unsubscribe_url: str, connection=None) -> str:
+def send_email(
+    *, to: str, subject: str, text: str, html: str, unsubscribe_url: str, connection=None, message_id: str = ""
+) -> str:
     """Email with RFC 8058 one-click unsubscribe headers. The Message-ID is the provider id.
-    `connection`: an open email backend connection to reuse (email_connection()); else one per mail."""
+    `connection`: an open email backend connection to reuse (email_connection()); else one per mail.
+    `message_id`: the one the outbox stored before the call (so a delivery report can settle a
+    message whose sender died before it could record the answer); else a new one."""
     # Set here: otherwise each message() call makes a new one, and the id stored would not be
     # the one the mail went out with (bounces and delivery reports would match nothing).
-    message_id = make_msgid(domain=DNS_NAME)
+    message_id = message_id or make_msgid(domain=DNS_NAME)
     message = EmailMultiAlternatives(
         subject,
         text,

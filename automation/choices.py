@@ -51,6 +51,10 @@ class MessageStatus(models.TextChoices):
     # Handed to the provider; if a worker dies here the message is not sent again.
     SENDING = "sending", _("Sending")
     SENT = "sent", _("Sent")
+    # Handed to the provider, and its answer lost (the worker died, the connection dropped):
+    # it may have gone out. Never sent again by itself: a delivery report settles it, or a
+    # manager resends or drops it.
+    IN_DOUBT = "in_doubt", _("In doubt")
     DELIVERED = "delivered", _("Delivered")
     SKIPPED = "skipped", _("Skipped")
     FAILED = "failed", _("Failed")
@@ -66,3 +70,4 @@ class SkipReason(models.TextChoices):
     QUIET_HOURS = "quiet_hours", _("Quiet hours")
     WEEKEND = "weekend", _("Weekend")
     INTERRUPTED = "interrupted", _("Interrupted while sending; not sent again")
+    DROPPED = "dropped", _("In doubt; dropped by a manager")

@@ -202,6 +202,9 @@ class WorkflowRun(models.Model):
     )
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     last_error = models.TextField(_("last error"), blank=True)
+    # Written by the worker holding a claimed run while it works on it; a queued run whose
+    # heartbeat (or claim) is older than AUTOMATION_CLAIM_TIMEOUT_SECONDS is claimed again.
+    heartbeat_at = models.DateTimeField(_("heartbeat"), null=True, blank=True)
     started_at = models.DateTimeField(_("started"))
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
@@ -250,6 +253,11 @@ class Message(models.Model):
     body = models.TextField(_("body"), blank=True)
     provider_id = models.CharField(_("provider id"), max_length=128, blank=True, db_index=True)
     error = models.TextField(_("error"), blank=True)
+    # Provider calls made, when the message was last handed to the provider (an "in doubt"
+    # message may have gone out then), and when a temporary refusal is tried again.
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    claimed_at = models.DateTimeField(_("handed to the provider"), null=True, blank=True)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
@@ -263,6 +271,7 @@ class Message(models.Model):
             models.Index(fields=["contact", "channel", "sent_at"], name="automation_message_cap_idx"),
             models.Index(fields=["status", "-created_at"], name="automation_message_status_idx"),
         ]
+        permissions = [("resolve_message", _("Can resend or drop messages in doubt"))]
 
     def __str__(self):
         return f"{self.channel} → {self.contact_id}: {self.status}"

@@ -5,17 +5,18 @@ The beat pass claims due runs and hands them to workers in chunks (up to 500 per
 holds a lock on each run of its chunk (`run_locks`), checks the rules and writes the chunk's
 outbox rows in one statement under the unique key `run:<id>:step:<id>`, status "queued", then
 sends them over one provider connection. Sending never happens twice for a (run, step): right
-before each provider call its row is marked "sending" and committed (in the same statement that
-records the previous row as sent). A worker that dies in between leaves that one row in
-"sending"; a retry finds it with the run's lock free and does not send it again (at most once;
-the row is marked interrupted so the loss is visible). The rows after it are still queued and
-are sent by the retry. A connection that fails mid-chunk leaves the rest queued, and their runs
-retry later."""
+before each provider call its row is marked "sending" and committed, and its answer is written
+right after the call. A worker that dies in between leaves that one row in "sending"; a retry
+(or the sweep) finds it with the run's lock free and does not send it again (at most once; the
+row is "in doubt", counted in the admin, until a delivery report or a manager settles it). The
+rows after it are still queued and are sent by the retry. A connection that fails mid-chunk
+leaves the rest queued, and their runs retry later."""
 
 import contextlib
 import functools
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote
@@ -23,15 +24,20 @@ from urllib.parse import quote
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
+from django.core.mail.message import make_msgid
+from django.core.mail.utils import DNS_NAME
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, Value
+from django.db.models.functions import Coalesce, Concat
 from django.template.loader import render_to_string
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone, translation
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 
+from core import mail
 from core.exceptions import DomainError
+from core.services import audit_log_record
 from crm import selectors as crm_selectors
 from crm import services as crm_services
 from crm.choices import ConsentSource, ConsentStatus
@@ -112,13 +118,25 @@ def runs_claim_due(*, now: datetime | None = None, limit: int = 500) -> list[int
             .order_by("due_at")
             .values_list("pk", flat=True)[:limit]
         )
+        # A queued run whose worker has not been heard of (heartbeat, else the claim) for the
+        # claim timeout: its worker died or its task was lost. A live worker still holding it
+        # (run_locks) makes the new task leave it alone.
         stale = list(
             WorkflowRun.objects.select_for_update(skip_locked=True)
-            .filter(status=choices.RunStatus.QUEUED, due_at__lte=now - claim_timeout())
+            .alias(last_seen=Coalesce("heartbeat_at", "due_at"))
+            .filter(status=choices.RunStatus.QUEUED, last_seen__lte=now - claim_timeout())
             .values_list("pk", flat=True)[: max(limit - len(due), 0)]
         )
         claimed = due + stale
-        WorkflowRun.objects.filter(pk__in=claimed).update(status=choices.RunStatus.QUEUED, due_at=now)
+        WorkflowRun.objects.filter(pk__in=claimed).update(
+            status=choices.RunStatus.QUEUED, due_at=now, heartbeat_at=None
+        )
+        if stale:
+            WorkflowRun.objects.filter(pk__in=stale).update(
+                last_error=_("Its worker stopped (no heartbeat for %(seconds)s s); claimed again at %(at)s.")
+                % {"seconds": int(claim_timeout().total_seconds()), "at": now.isoformat(timespec="seconds")}
+            )
+            logger.warning("automation: %s runs whose worker stopped claimed again", len(stale))
     return claimed
 
 
@@ -325,7 +343,9 @@ def _fail(run: WorkflowRun, exc: Exception | str, now: datetime) -> str:
         run.status, run.finished_at = choices.RunStatus.FAILED, now
         # An outbox row that never got to the provider is not left queued for ever.
         Message.objects.filter(run=run, status=choices.MessageStatus.QUEUED).update(
-            status=choices.MessageStatus.FAILED, error=run.last_error
+            status=choices.MessageStatus.FAILED,
+            next_attempt_at=None,
+            error=_("Failed after %(n)s attempts: %(reason)s") % {"n": run.attempts, "reason": run.last_error},
         )
     else:
         run.status, run.due_at = choices.RunStatus.WAITING, now + timedelta(minutes=5 * 2**run.attempts)
@@ -378,9 +398,10 @@ def _prepare_sends(sends: list[tuple[WorkflowRun, WorkflowStep]], now: datetime)
     died = [key for key, status in existing.items() if status == choices.MessageStatus.SENDING]
     if died:
         # These runs are ours (run_locks): whoever marked the row sending died before the provider
-        # answered. It may have gone out, so it is not sent again; the loss stays visible.
+        # answered. It may have gone out, so it is not sent again: it is in doubt, counted in the
+        # admin, until a delivery report or a manager settles it.
         Message.objects.filter(idempotency_key__in=died, status=choices.MessageStatus.SENDING).update(
-            status=choices.MessageStatus.SKIPPED, skip_reason=choices.SkipReason.INTERRUPTED
+            status=choices.MessageStatus.IN_DOUBT, error=WORKER_DIED
         )
     # A row still queued never reached the provider (its connection failed): decided again.
     todo = {key for key in keys if existing.get(key, choices.MessageStatus.QUEUED) == choices.MessageStatus.QUEUED}
@@ -457,98 +478,125 @@ def _deliver_many(deliveries: list[tuple], now: datetime, outcomes: dict) -> lis
     for run, _step, message in deliveries:
         if message.pk in tried:
             go_on.append(run.pk)
-        else:
-            outcomes[run.pk] = _fail(run, _("Not sent: %(error)s") % {"error": errors.get(message.channel, "")}, now)
+            continue
+        reason = errors.get(message.channel) or Message.objects.values_list("error", flat=True).get(pk=message.pk)
+        outcomes[run.pk] = _fail(run, _("Not sent: %(error)s") % {"error": reason or ""}, now)
+        if run.status == choices.RunStatus.WAITING:  # the run retries it then
+            Message.objects.filter(pk=message.pk, status=choices.MessageStatus.QUEUED).update(
+                next_attempt_at=run.due_at
+            )
     return go_on
 
 
 class _Ledger:
-    """The outbox side of a send loop: each row is marked "sending" (committed) right before its
-    provider call, in the same statement that records the previous row's outcome. One write per
-    message, and a worker killed mid-chunk leaves at most one row in "sending"; the rows after it
-    stay queued."""
+    """The outbox side of a send loop. Each row is marked "sending" (with the time, one more
+    attempt, and for email the Message-ID it will carry) and committed right before its provider
+    call, and its outcome is written right after the call. A worker killed mid-chunk leaves at
+    most the one row in flight in "sending" (found later and made "in doubt"); the rows after it
+    stay queued. On PostgreSQL these commits do not wait for the WAL flush (a worker that dies
+    loses nothing by it; only a database crash could), so the two writes cost little."""
 
-    def __init__(self):
-        self.pending: dict | None = None  # the previous row's outcome, not written yet
+    HEARTBEAT_SECONDS = 30
 
-    def start(self, message: Message) -> bool:
+    def __init__(self, run_ids=()):
+        self.run_ids = sorted({pk for pk in run_ids if pk is not None})
+        self.beat_at = time.monotonic()
+        self.async_commit = connection.vendor == "postgresql" and not connection.in_atomic_block
+        if self.async_commit:
+            with connection.cursor() as cursor:
+                cursor.execute("SET synchronous_commit TO off")
+
+    def start(self, message: Message, provider_id: str = "") -> bool:
         """Mark `message` sending; False when it is no longer queued (then it is not sent)."""
-        if self.pending is None:
-            return Message.objects.filter(pk=message.pk, status=choices.MessageStatus.QUEUED).update(
-                status=choices.MessageStatus.SENDING
-            ) == 1  # fmt: skip
-        previous, self.pending = self.pending, None
-        pk = previous.pop("pk")
-        # Plain SQL: the ORM's Case/When costs more CPU than the statement itself.
-        sets, params = [], []
-        for name, value in previous.items():
-            field = Message._meta.get_field(name)
-            if name == "status":
-                sets.append(f"{field.column} = CASE WHEN id = %s THEN %s ELSE %s END")
-                params += [pk, value, choices.MessageStatus.SENDING]
-            else:
-                sets.append(f"{field.column} = CASE WHEN id = %s THEN %s ELSE {field.column} END")
-                params += [pk, field.get_db_prep_save(value, connection)]
+        now = timezone.now()
+        if self.run_ids and time.monotonic() - self.beat_at >= self.HEARTBEAT_SECONDS:
+            self.beat_at = time.monotonic()
+            WorkflowRun.objects.filter(pk__in=self.run_ids, status=choices.RunStatus.QUEUED).update(heartbeat_at=now)
+        # Plain SQL: the ORM's update costs more CPU than the statement itself.
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {Message._meta.db_table} SET {', '.join(sets)} WHERE id = %s OR (id = %s AND status = %s)",
-                [*params, pk, message.pk, choices.MessageStatus.QUEUED],
+                f"UPDATE {Message._meta.db_table} SET status = %s, claimed_at = %s, attempts = attempts + 1, "
+                "provider_id = CASE WHEN %s = '' THEN provider_id ELSE %s END WHERE id = %s AND status = %s",
+                [
+                    choices.MessageStatus.SENDING,
+                    Message._meta.get_field("claimed_at").get_db_prep_save(now, connection),
+                    provider_id,
+                    provider_id[:128],
+                    message.pk,
+                    choices.MessageStatus.QUEUED,
+                ],
             )
-            return cursor.rowcount == 2
+            return cursor.rowcount == 1
+
+    def _write(self, message: Message, **fields) -> None:
+        Message.objects.filter(pk=message.pk, status=choices.MessageStatus.SENDING).update(**fields)
 
     def sent(self, message: Message, provider_id: str) -> None:
-        self.pending = {
-            "pk": message.pk,
-            "status": choices.MessageStatus.SENT,
-            "sent_at": timezone.now(),
-            "provider_id": (provider_id or "")[:128],
-        }
+        fields = {"status": choices.MessageStatus.SENT, "sent_at": timezone.now(), "next_attempt_at": None}
+        if provider_id:
+            fields["provider_id"] = provider_id[:128]
+        self._write(message, **fields)
 
     def failed(self, message: Message, error: str) -> None:
-        self.pending = {"pk": message.pk, "status": choices.MessageStatus.FAILED, "error": error[:2000]}
+        self._write(message, status=choices.MessageStatus.FAILED, error=error[:2000], next_attempt_at=None)
 
-    def requeue(self, message: Message) -> None:
-        self.pending = {"pk": message.pk, "status": choices.MessageStatus.QUEUED}
+    def requeue(self, message: Message, error: str) -> None:
+        """Refused for now (nothing went out): queued again; the run, or the sweep, retries it."""
+        self._write(message, status=choices.MessageStatus.QUEUED, error=error[:2000], provider_id="")
 
-    def flush(self) -> None:
-        if self.pending is not None:
-            previous, self.pending = self.pending, None
-            Message.objects.filter(pk=previous.pop("pk")).update(**previous)
+    def in_doubt(self, message: Message, error: str) -> None:
+        self._write(message, status=choices.MessageStatus.IN_DOUBT, error=error[:2000])
+
+    def close(self) -> None:
+        if self.async_commit:
+            with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+                cursor.execute("RESET synchronous_commit")
 
 
 def _send_over_one_connection(channel: str, messages: list[Message]) -> tuple[set[int], str]:
     """Send the messages in order over one connection. Returns the ids handed to the provider
-    (sent or failed) and, when it stopped early, why (the rest stay queued)."""
+    and settled (sent, failed for good, or in doubt) and, when it stopped early, why (the rest
+    stay queued). What a refusal means comes from core.mail: a permanent one fails the message
+    with the provider's reason and the loop goes on; a temporary one puts it back in the queue
+    (its run retries it with a backoff); a lost answer leaves it in doubt, never sent again by
+    itself."""
     tried: set[int] = set()
     try:
         sender = _EmailSender() if channel == choices.Channel.EMAIL else channels.backend_for(channel)
     except (channels.ProviderError, OSError) as exc:
         logger.warning("No %s connection: %s", channel, exc)
-        return tried, str(exc)
-    ledger = _Ledger()
+        return tried, mail.send_error_text(exc)
+    ledger = _Ledger(message.run_id for message in messages)
     try:
         for message in messages:
-            if not ledger.start(message):
+            message_id = make_msgid(domain=DNS_NAME) if channel == choices.Channel.EMAIL else ""
+            if not ledger.start(message, message_id):
                 continue  # changed meanwhile (a duplicate task); never sent twice
             tried.add(message.pk)
             try:
                 if channel == choices.Channel.EMAIL:
-                    provider_id = sender.send(message)
+                    provider_id = sender.send(message, message_id)
                 else:
                     provider_id = sender.send(to=message.to, body=message.body, subject=message.subject)
             except (channels.ProviderError, OSError) as exc:
-                if channels.try_later(exc):
-                    ledger.requeue(message)  # refused for now: the run sends it on its retry
+                cause = exc.__cause__ if isinstance(exc, channels.ProviderError) and exc.__cause__ else exc
+                kind = getattr(exc, "kind", None) or mail.send_error_kind(cause, connected=True)
+                reason = mail.send_error_text(cause)
+                if kind == mail.TEMPORARY:
+                    ledger.requeue(message, reason)
                     tried.discard(message.pk)
+                elif kind == mail.PERMANENT:
+                    ledger.failed(message, reason)
                 else:
-                    ledger.failed(message, str(exc))
+                    ledger.in_doubt(message, reason)
+                logger.warning("%s message %s not sent (%s): %s", channel, message.pk, kind, reason)
                 if channel == choices.Channel.EMAIL and not channels.connection_usable(exc):
-                    return tried, str(exc)
+                    return tried, reason
             else:
                 ledger.sent(message, provider_id)
         return tried, ""
     finally:
-        ledger.flush()
+        ledger.close()
         if channel == choices.Channel.EMAIL:
             sender.close()
 
@@ -559,7 +607,7 @@ class _EmailSender:
     def __init__(self):
         self.connection = channels.email_connection()
 
-    def send(self, message: Message) -> str:
+    def send(self, message: Message, message_id: str = "") -> str:
         url = unsubscribe_url(message.contact, message.channel)
         with translation.override(message.language or "en"):
             html = render_to_string(
@@ -579,6 +627,7 @@ class _EmailSender:
             html=html,
             unsubscribe_url=url,
             connection=self.connection,
+            message_id=message_id,
         )
 
     def close(self) -> None:
@@ -661,13 +710,153 @@ def unsubscribe(*, contact: Contact, channel: str, ip_address: str | None = None
 
 
 def delivery_report(*, provider_id: str, status: str, error: str = "") -> int:
-    """A provider's webhook: delivered or failed. Returns the number of messages updated."""
+    """A provider's webhook: delivered or failed. Returns the number of messages updated. A
+    message in doubt (its sender died before recording the answer; email carries the Message-ID
+    stored before the call) is settled by it: delivered means it went out, once."""
     if status not in ("delivered", "failed"):
         raise DomainError(_("Status must be delivered or failed."), code="status", field="status")
     rows = Message.objects.filter(provider_id=provider_id).exclude(provider_id="")
     if status == "delivered":
-        return rows.update(status=choices.MessageStatus.DELIVERED, delivered_at=timezone.now())
+        return rows.update(
+            status=choices.MessageStatus.DELIVERED,
+            delivered_at=timezone.now(),
+            sent_at=Coalesce("sent_at", "claimed_at"),
+        )
     return rows.update(status=choices.MessageStatus.FAILED, error=error[:2000])
+
+
+# Messages in doubt, and messages waiting outside a run (resent, or a sweep's leftovers)
+
+WORKER_DIED = "The worker stopped while handing it to the provider; it may have gone out."
+
+
+def messages_send(*, message_ids: list[int], now: datetime | None = None) -> dict[str, int]:
+    """Send queued outbox rows outside their run's chunk (a manager's resend, or a retry the
+    sweep found due). Consent and the contact's erasure are checked again (no caps: the message
+    was decided before); quiet hours and weekends defer it. A temporary refusal sets
+    `next_attempt_at` by the message's attempts, and after MAX_ATTEMPTS it fails. Returns counts."""
+    now = now or timezone.now()
+    rows = list(
+        Message.objects.select_related("contact", "template")
+        .filter(pk__in=message_ids, status=choices.MessageStatus.QUEUED)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .order_by("pk")
+    )
+    counts = {"sent": 0, "deferred": 0, "skipped": 0, "retry": 0, "failed": 0, "in_doubt": 0}
+    consents = rules.consents_current(contact_ids={m.contact_id for m in rows})
+    by_channel: dict[str, list[Message]] = {}
+    for message in rows:
+        template_purpose = message.template.purpose if message.template_id else choices.Purpose.MARKETING
+        decision = rules.decide(
+            contact=message.contact,
+            channel=message.channel,
+            purpose=template_purpose,
+            consent=consents.get(message.contact_id, {}),
+            now=now,
+            sent=[],
+        )
+        if decision.defer_until is not None:
+            Message.objects.filter(pk=message.pk).update(next_attempt_at=decision.defer_until)
+            counts["deferred"] += 1
+        elif not decision.send:
+            Message.objects.filter(pk=message.pk, status=choices.MessageStatus.QUEUED).update(
+                status=choices.MessageStatus.SKIPPED, skip_reason=decision.skip, next_attempt_at=None
+            )
+            counts["skipped"] += 1
+        else:
+            by_channel.setdefault(message.channel, []).append(message)
+    for channel, messages in by_channel.items():
+        _send_over_one_connection(channel, messages)
+    settled = dict(
+        Message.objects.filter(pk__in=[m.pk for ms in by_channel.values() for m in ms]).values_list("pk", "status")
+    )
+    for message in (m for ms in by_channel.values() for m in ms):
+        status = settled.get(message.pk)
+        if status == choices.MessageStatus.QUEUED:  # refused for now, or never reached
+            attempts = Message.objects.filter(pk=message.pk).values_list("attempts", flat=True).first() or 0
+            if attempts >= MAX_ATTEMPTS:
+                Message.objects.filter(pk=message.pk, status=choices.MessageStatus.QUEUED).update(
+                    status=choices.MessageStatus.FAILED,
+                    next_attempt_at=None,
+                    error=Concat(Value(_("Failed after %(n)s attempts: ") % {"n": attempts}), "error"),
+                )
+                counts["failed"] += 1
+            else:
+                Message.objects.filter(pk=message.pk).update(
+                    next_attempt_at=now + timedelta(minutes=5 * 2 ** max(attempts, 1))
+                )
+                counts["retry"] += 1
+        elif status in counts:
+            counts[status] += 1
+    return counts
+
+
+@transaction.atomic
+def messages_resend(*, message_ids: list[int], actor) -> int:
+    """A manager sends messages in doubt again (they may get it twice: the admin says so).
+    They are queued now and sent by a task after commit (or by the sweep if that task is lost)."""
+    from .tasks import messages_send_task
+
+    ids = list(
+        Message.objects.select_for_update()
+        .filter(pk__in=message_ids, status=choices.MessageStatus.IN_DOUBT)
+        .values_list("pk", flat=True)
+    )
+    if not ids:
+        return 0
+    Message.objects.filter(pk__in=ids).update(
+        status=choices.MessageStatus.QUEUED, next_attempt_at=timezone.now(), provider_id="", error=""
+    )
+    audit_log_record(actor=actor, action="message.resend", obj=Message.objects.get(pk=ids[0]), data={"messages": ids})
+    transaction.on_commit(lambda: messages_send_task.delay(ids))
+    return len(ids)
+
+
+@transaction.atomic
+def messages_drop(*, message_ids: list[int], actor) -> int:
+    """A manager settles messages in doubt as not to be sent (skipped: dropped)."""
+    ids = list(
+        Message.objects.select_for_update()
+        .filter(pk__in=message_ids, status=choices.MessageStatus.IN_DOUBT)
+        .values_list("pk", flat=True)
+    )
+    if ids:
+        Message.objects.filter(pk__in=ids).update(
+            status=choices.MessageStatus.SKIPPED, skip_reason=choices.SkipReason.DROPPED, next_attempt_at=None
+        )
+        audit_log_record(actor=actor, action="message.drop", obj=Message.objects.get(pk=ids[0]), data={"messages": ids})
+    return len(ids)
+
+
+def messages_sweep(*, now: datetime | None = None, limit: int = 500) -> dict[str, int]:
+    """Beat, every minute. (1) A row left "sending" longer than the claim timeout whose run no
+    worker holds (run_locks) lost its worker mid-call: it becomes in doubt, with why. (2) Queued
+    rows outside a live run whose next attempt is due (a resend whose task was lost, a retry) are
+    sent. Returns what it did."""
+    now = now or timezone.now()
+    stuck = list(
+        Message.objects.filter(status=choices.MessageStatus.SENDING, claimed_at__lte=now - claim_timeout()).values_list(
+            "pk", "run_id"
+        )[:limit]
+    )
+    in_doubt = 0
+    if stuck:
+        run_ids = sorted({run_id for _pk, run_id in stuck if run_id is not None})
+        with run_locks(run_ids) as free:
+            ids = [pk for pk, run_id in stuck if run_id is None or run_id in free]
+            in_doubt = Message.objects.filter(pk__in=ids, status=choices.MessageStatus.SENDING).update(
+                status=choices.MessageStatus.IN_DOUBT, error=WORKER_DIED
+            )
+    live = WorkflowRun.objects.filter(
+        pk=OuterRef("run_id"), status__in=[choices.RunStatus.WAITING, choices.RunStatus.QUEUED]
+    )
+    due = list(
+        Message.objects.filter(status=choices.MessageStatus.QUEUED, next_attempt_at__lte=now)
+        .exclude(Exists(live))
+        .values_list("pk", flat=True)[:limit]
+    )
+    counts = messages_send(message_ids=due, now=now) if due else {}
+    return {"in_doubt": in_doubt, **counts}
 
 
 # Referral program

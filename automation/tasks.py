@@ -49,3 +49,17 @@ def workflow_start_scheduled_task(workflow_id: int) -> int:
     for contact in members.iterator(chunk_size=1000):
         started += services.run_start(workflow=workflow, contact=contact) is not None
     return started
+
+
+@shared_task(name="automation.messages_send", acks_late=True)
+def messages_send_task(message_ids: list[int]) -> dict[str, int]:
+    """Send queued outbox rows outside their run (a manager's resend). Safe to deliver twice:
+    each row is claimed from "queued" before its provider call."""
+    return services.messages_send(message_ids=message_ids)
+
+
+@shared_task(name="automation.sweep")
+def messages_sweep_task() -> dict[str, int]:
+    """Beat, every minute: rows left "sending" by a dead worker become in doubt; retries and
+    resends whose time came are sent."""
+    return services.messages_sweep()

@@ -291,6 +291,9 @@ CELERY_BEAT_SCHEDULE = {
     # Touch summaries and credits whose task or Redis set was lost (journeys.summaries).
     "journeys-summaries-sweep": {"task": "journeys.summaries_sweep", "schedule": 300.0},
 }
+# Jobs whose worker died: in-doubt sends and due retries (automation), import jobs (crm).
+CELERY_BEAT_SCHEDULE["automation-sweep"] = {"task": "automation.sweep", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["crm-imports-sweep"] = {"task": "crm.imports_sweep", "schedule": 60.0}
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "0")
 # One queue per deployment (or per test run sharing a Redis); workers consume it with -Q.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
@@ -410,7 +413,13 @@ AUTOMATION_CAPS = {
     "push": (envint("AUTOMATION_PUSH_DAILY", "1"), envint("AUTOMATION_PUSH_WEEKLY", "4")),
 }
 # A run handed to a worker that never reported back (the worker died) is claimed again after this.
-AUTOMATION_CLAIM_TIMEOUT_SECONDS = envint("AUTOMATION_CLAIM_TIMEOUT_SECONDS", "900")
+AUTOMATION_CLAIM_TIMEOUT_SECONDS = envint("AUTOMATION_CLAIM_TIMEOUT_SECONDS", "300")
+# Dead workers are found by heartbeats, not by the broker: a chunk beats every 30 s and a run
+# silent for AUTOMATION_CLAIM_TIMEOUT_SECONDS is claimed again; an import beats with its progress
+# and one silent for CRM_IMPORT_STALE_SECONDS (its lock free) is requeued. Both are far below the
+# Redis visibility_timeout (3600 s), the backstop that redelivers an unacknowledged task, which
+# must outlast the longest task (a 20 MB import: minutes) and any countdown. docs/architecture.md.
+CRM_IMPORT_STALE_SECONDS = envint("CRM_IMPORT_STALE_SECONDS", "180")
 AUTOMATION_REFERRAL_REWARD_STAGE = os.environ.get("AUTOMATION_REFERRAL_REWARD_STAGE", "purchase")
 AUTOMATION_REFERRAL_REWARD_AMOUNT = os.environ.get("AUTOMATION_REFERRAL_REWARD_AMOUNT", "10.00")
 AUTOMATION_REFERRAL_LANDING_URL = os.environ.get("AUTOMATION_REFERRAL_LANDING_URL", SITE_URL + "/")

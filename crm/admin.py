@@ -566,6 +566,7 @@ class ImportJobAdmin(ModelAdmin):
         "created_count",
         "updated_count",
         "bad_rows",
+        "note",
         "created_by",
         "created_at",
     )

@@ -45,9 +45,11 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import EMPTY_VALUES
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, connections, models, transaction
+from django.db.models import F
 from django.db.models.functions import Cast, Lower
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from phonenumber_field.phonenumber import PhoneNumber
 from phonenumbers import NumberParseException, PhoneNumberFormat
@@ -951,14 +953,19 @@ class ProgressWriter:
         self.write(processed, total)
 
     def write(self, processed: int, total: int) -> None:
+        """The progress, and the heartbeat that tells the sweep the worker is alive."""
+        now = timezone.now()
         if self.connection is None:
-            ImportJob.objects.filter(pk=self.job_id).update(processed_rows=processed, total_rows=total)
+            ImportJob.objects.filter(pk=self.job_id).update(
+                processed_rows=processed, total_rows=total, heartbeat_at=now
+            )
             return
         table = self.connection.ops.quote_name(ImportJob._meta.db_table)
         with self.connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table} SET processed_rows = %s, total_rows = %s, updated_at = %s WHERE id = %s",
-                [processed, total, timezone.now(), self.job_id],
+                f"UPDATE {table} SET processed_rows = %s, total_rows = %s, updated_at = %s, heartbeat_at = %s "
+                "WHERE id = %s",
+                [processed, total, now, now, self.job_id],
             )
 
     def close(self) -> None:
@@ -995,8 +1002,9 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
         logger.info("import job %s: nothing to do (%s)", job_id, job.status if job else "missing")
         return job
     waiting = (choices.ImportStatus.QUEUED, choices.ImportStatus.RUNNING)
+    now = timezone.now()
     if not ImportJob.objects.filter(pk=job.pk, status__in=waiting).update(
-        status=choices.ImportStatus.RUNNING, started_at=timezone.now()
+        status=choices.ImportStatus.RUNNING, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1
     ):
         return job  # finished since it was read
     progress = ProgressWriter(job.pk)
@@ -1044,3 +1052,86 @@ def import_uploads_purge(*, now=None) -> int:
     return (
         ImportJob.objects.filter(status__in=finished, finished_at__lt=cutoff).exclude(content=b"").update(content=b"")
     )
+# --------------------------------------------------------------------------- dead workers
+
+# A running job whose heartbeat (written with its progress, at least every few seconds while it
+# works: a batch of 2,000 rows takes under a second) is older than CRM_IMPORT_STALE_SECONDS has
+# lost its worker. On PostgreSQL the job's advisory lock says for sure (a live worker holds it; a
+# dead one's connection is gone); elsewhere the progress only shows when the job ends (it is
+# written in the import's transaction), so the wait is at least this long.
+IMPORT_STALE_SECONDS_WITHOUT_LOCKS = 1800
+IMPORT_ATTEMPTS = 3
+
+
+def _lock_free(job_id: int) -> bool:
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [IMPORT_LOCK, job_id])
+        if not cursor.fetchone()[0]:
+            return False
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [IMPORT_LOCK, job_id])
+    return True
+
+
+def import_jobs_sweep(*, now=None) -> dict[str, int]:
+    """Beat, every minute: a running job whose worker died (SIGKILL, or SIGTERM then SIGKILL as
+    an orchestrator does) is requeued, up to IMPORT_ATTEMPTS runs, then failed, each time with a
+    note that says where it stopped; a queued job whose task was lost (the broker restarted
+    empty) is sent again. The import is all or nothing, so a requeued job starts over from the
+    first row and nothing is written twice; a redelivered old task finds the job running under
+    another worker's lock, or finished, and does nothing."""
+    from .tasks import contact_import_task
+
+    now = now or timezone.now()
+    stale = now - timedelta(
+        seconds=settings.CRM_IMPORT_STALE_SECONDS
+        if connection.vendor == "postgresql"
+        else max(settings.CRM_IMPORT_STALE_SECONDS, IMPORT_STALE_SECONDS_WITHOUT_LOCKS)
+    )
+    counts = {"requeued": 0, "failed": 0, "resent": 0}
+    dead = ImportJob.objects.defer("content").filter(status=choices.ImportStatus.RUNNING, heartbeat_at__lt=stale)
+    for job in dead:
+        if not _lock_free(job.pk):
+            continue  # its worker is alive (slow, or waiting on a lock)
+        where = _("the worker stopped at row %(row)s of %(total)s") % {
+            "row": number_format(job.processed_rows, force_grouping=True),
+            "total": number_format(job.total_rows, force_grouping=True),
+        }
+        with transaction.atomic():
+            if job.attempts >= IMPORT_ATTEMPTS:
+                message = _("Failed after %(n)s attempts: %(where)s. Nothing was imported.") % {
+                    "n": job.attempts,
+                    "where": where,
+                }
+                done = ImportJob.objects.filter(pk=job.pk, status=choices.ImportStatus.RUNNING).update(
+                    status=choices.ImportStatus.FAILED,
+                    error_message=message,
+                    note=message,
+                    finished_at=now,
+                    content=b"" if not job.dry_run else F("content"),
+                )
+                counts["failed"] += done
+                logger.warning("import job %s: %s", job.pk, message)
+                continue
+            note = _("%(where)s; requeued (attempt %(next)s of %(max)s).") % {
+                "where": where[:1].upper() + where[1:],
+                "next": job.attempts + 1,
+                "max": IMPORT_ATTEMPTS,
+            }
+            done = ImportJob.objects.filter(pk=job.pk, status=choices.ImportStatus.RUNNING).update(
+                status=choices.ImportStatus.QUEUED, note=note, processed_rows=0, heartbeat_at=now
+            )
+            if done:
+                transaction.on_commit(lambda pk=job.pk: contact_import_task.delay(pk))
+                counts["requeued"] += 1
+                logger.warning("import job %s: %s", job.pk, note)
+    # Queued and never started since (or since it was sent again): its task was lost.
+    lost = ImportJob.objects.filter(status=choices.ImportStatus.QUEUED).filter(
+        models.Q(heartbeat_at__lt=stale) | models.Q(heartbeat_at__isnull=True, created_at__lt=stale)
+    )
+    for pk in lost.values_list("pk", flat=True):
+        if ImportJob.objects.filter(pk=pk, status=choices.ImportStatus.QUEUED).update(heartbeat_at=now):
+            contact_import_task.delay(pk)
+            counts["resent"] += 1
+    return counts

@@ -392,6 +392,11 @@ class ImportJob(TimeStampedModel):
     error_message = models.TextField(_("error"), blank=True, help_text=_("What was wrong with the file as a whole."))
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    # The worker writes it with the progress; a running job whose heartbeat stopped lost its
+    # worker, and the sweep (crm.imports.import_jobs_sweep) requeues it or fails it with why.
+    heartbeat_at = models.DateTimeField(_("heartbeat"), null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0, help_text=_("Runs started."))
+    note = models.TextField(_("note"), blank=True, help_text=_("What happened to the job's worker, if anything."))
 
     class Meta:
         verbose_name = _("contact import")

@@ -17,3 +17,9 @@ def import_uploads_purge_task() -> int:
     """Beat, hourly: drop the uploads that check-only jobs keep for a real run, once they are
     older than CRM_IMPORT_KEEP_HOURS."""
     return imports.import_uploads_purge()
+
+
+@shared_task(name="crm.imports_sweep")
+def import_jobs_sweep_task() -> dict[str, int]:
+    """Beat, every minute: requeue (or fail, saying why) import jobs whose worker died."""
+    return imports.import_jobs_sweep()

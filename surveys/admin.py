@@ -5,9 +5,12 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.functional import lazy
 from django.utils.html import format_html
 from django.utils.text import Truncator
@@ -19,7 +22,7 @@ from core.exceptions import DomainError
 from crm.admin import intermediate_page
 from crm.models import Segment
 
-from . import metrics, selectors, services
+from . import choices, metrics, selectors, services
 from .models import QUESTION_MAX_CHARS, Invitation, Response, Survey
 
 TEXT_FIELDS = ("question", "follow_up")
@@ -195,7 +198,7 @@ def _trend_chart(trend: list[dict], kind: str) -> dict | None:
 @admin.register(Survey)
 class SurveyAdmin(ModelAdmin):
     form = SurveyForm
-    list_display = ("name", "kind", "trigger", "is_active", "anonymous", "results_link")
+    list_display = ("name", "kind", "trigger", "is_active", "anonymous", "failed_invitations", "results_link")
     list_filter = ("kind", "trigger", "is_active", "anonymous")
     search_fields = ("name",)
     list_select_related = ()
@@ -216,6 +219,17 @@ class SurveyAdmin(ModelAdmin):
             (_("Closing the loop"), {"fields": ("followup_priority", "pulse_survey")}),
             (_("More"), {"fields": ("created_at", "updated_at")}),
         )
+
+    def get_queryset(self, request):
+        failed = Count("invitations", filter=Q(invitations__status=choices.InvitationStatus.FAILED))
+        return super().get_queryset(request).annotate(failed_total=failed)
+
+    @admin.display(description=_("failed invitations"), ordering="failed_total")
+    def failed_invitations(self, obj):
+        if not obj.failed_total:
+            return 0
+        url = reverse("admin:surveys_invitation_changelist") + f"?survey__id__exact={obj.pk}&status__exact=failed"
+        return format_html('<a href="{}">{}</a>', url, obj.failed_total)
 
     @admin.display(description=_("results"))
     def results_link(self, obj):
@@ -312,7 +326,9 @@ class InvitationAdmin(ReadOnlyModelAdmin):
     """Invitations with what happened to each (skipped and why). The link is never shown; for
     anonymous surveys neither is when it was opened or answered."""
 
-    list_display = ("id", "survey", "contact", "status", "skip_reason", "channel", "language", "sent_at", "answered")
+    list_display = (
+        "id", "survey", "contact", "status", "skip_reason", "channel", "language", "sent_at", "answered", "send_error"
+    )  # fmt: skip
     list_filter = ("status", "skip_reason", "survey", "channel", "language")
     list_select_related = ("survey", "contact")
     fields = (
@@ -328,12 +344,27 @@ class InvitationAdmin(ReadOnlyModelAdmin):
         "opened",
         "answered",
         "reminders_sent",
+        "attempts",
+        "next_attempt_at",
+        "error",
         "stage_at_send",
         "ticket",
         "created_at",
     )
     readonly_fields = fields
     date_hierarchy = None
+
+    @admin.display(description=_("send error"))
+    def send_error(self, obj):
+        if not obj.error:
+            return "-"
+        if obj.status == choices.InvitationStatus.SCHEDULED and obj.next_attempt_at:
+            return _("%(error)s; attempt %(n)s, next at %(at)s") % {
+                "error": obj.error,
+                "n": obj.attempts + 1,
+                "at": date_format(timezone.localtime(obj.next_attempt_at), "DATETIME_FORMAT"),
+            }
+        return obj.error
 
     @admin.display(description=_("opened"))
     def opened(self, obj):

@@ -172,6 +172,11 @@ class Invitation(models.Model):
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
     reminders_sent = models.PositiveSmallIntegerField(_("reminders sent"), default=0)
     last_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Sending: how often the mail server was tried, when it is tried again after a temporary
+    # refusal (4xx, no connection), and the last refusal (a 5xx fails the invitation at once).
+    attempts = models.PositiveSmallIntegerField(_("send attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    error = models.TextField(_("send error"), blank=True)
     stage_at_send = models.ForeignKey(
         "journeys.Stage", verbose_name=_("stage at send"), null=True, blank=True, on_delete=models.SET_NULL
     )

@@ -3,17 +3,20 @@ remind, record an answer and close the loop."""
 
 import functools
 import logging
+import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from core import mail
 from core.exceptions import DomainError
 from core.services import audit_log_record
 from crm import selectors as crm_selectors
@@ -205,11 +208,24 @@ def _email(invitation: Invitation, *, reminder: bool) -> EmailMultiAlternatives:
     return message
 
 
+# A temporary refusal (SMTP 4xx, no connection) is tried again after 1, 4, 16 and 64 minutes;
+# after SEND_ATTEMPTS tries the invitation fails with the last reason. A 5xx fails it at once.
+SEND_ATTEMPTS = 5
+SEND_RETRY_SECONDS = 60
+
+
+def send_retry_delay(attempts: int) -> timedelta:
+    return timedelta(seconds=SEND_RETRY_SECONDS * 4 ** max(attempts - 1, 0))
+
+
 def invitation_send(*, invitation_id: int, reminder: bool = False) -> bool:
     """Email the invitation (or a reminder). Returns whether a message went out.
 
     The row is locked while sending, so two workers never send the same invitation; a crash
-    after the SMTP server accepted the message and before commit can send it twice (at least once)."""
+    after the SMTP server accepted the message and before commit can send it twice (at least once).
+    A refusal never raises: a permanent one (5xx) marks the invitation failed with the server's
+    reason, a temporary one (4xx, no connection, a dropped session) counts an attempt and sets
+    `next_attempt_at` (core.mail), so one bad address never holds up the queue."""
     now = timezone.now()
     with transaction.atomic():
         invitation = (
@@ -225,25 +241,64 @@ def invitation_send(*, invitation_id: int, reminder: bool = False) -> bool:
             return False
         if reminder and (invitation.expires_at <= now or invitation.reminders_sent >= invitation.survey.max_reminders):
             return False
-        _email(invitation, reminder=reminder).send()
+        if not reminder and invitation.next_attempt_at is not None and invitation.next_attempt_at > now:
+            return False  # refused for now; its time has not come
+        try:
+            _email(invitation, reminder=reminder).send()
+        except (OSError, smtplib.SMTPException) as exc:
+            _invitation_refused(invitation, exc, now=now, reminder=reminder)
+            return False
         if reminder:
             invitation.reminders_sent += 1
         else:
             invitation.status = choices.InvitationStatus.SENT
             invitation.sent_at = now
             invitation.expires_at = now + timedelta(days=invitation.survey.link_days)
+            invitation.attempts += 1
+            invitation.next_attempt_at = None
         invitation.last_sent_at = now
-        invitation.save(update_fields=["status", "sent_at", "expires_at", "reminders_sent", "last_sent_at"])
+        invitation.save(
+            update_fields=[
+                "status", "sent_at", "expires_at", "reminders_sent", "last_sent_at", "attempts", "next_attempt_at"
+            ]
+        )  # fmt: skip
         if not reminder:
             summaries.invitation_counted(invitation, sent=1)
     return True
 
 
+def _invitation_refused(invitation: Invitation, exc: Exception, *, now: datetime, reminder: bool) -> None:
+    kind = mail.send_error_kind(exc, connected=False)
+    reason = mail.send_error_text(exc)
+    logger.warning("survey invitation %s not sent (%s): %s", invitation.pk, kind, reason)
+    if reminder:
+        # The invitation went out; a reminder refused for good is not tried again.
+        if kind == mail.PERMANENT:
+            invitation.reminders_sent = invitation.survey.max_reminders
+        invitation.error = reason
+        invitation.save(update_fields=["reminders_sent", "error"])
+        return
+    invitation.attempts += 1
+    if kind == mail.PERMANENT or invitation.attempts >= SEND_ATTEMPTS:
+        invitation.status = choices.InvitationStatus.FAILED
+        invitation.next_attempt_at = None
+        invitation.error = (
+            reason
+            if kind == mail.PERMANENT
+            else _("Failed after %(n)s attempts: %(reason)s") % {"n": invitation.attempts, "reason": reason}
+        )
+    else:
+        invitation.next_attempt_at = now + send_retry_delay(invitation.attempts)
+        invitation.error = reason
+    invitation.save(update_fields=["status", "attempts", "next_attempt_at", "error"])
+
+
 def invitations_due(*, now: datetime | None = None, limit: int = 500) -> list[int]:
-    """Scheduled invitations whose time has come."""
+    """Scheduled invitations whose time has come (and whose retry, after a refusal, is due)."""
     now = now or timezone.now()
     return list(
         Invitation.objects.filter(status=choices.InvitationStatus.SCHEDULED, send_after__lte=now)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .order_by("send_after")
         .values_list("pk", flat=True)[:limit]
     )

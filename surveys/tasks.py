@@ -80,16 +80,28 @@ def responses_close_pending_loops_task() -> int:
     return services.responses_close_pending()
 
 
+def _send_each(ids: list[int], *, reminder: bool = False) -> int:
+    """Send one by one; one invitation's failure (a refusal is recorded on it by the service; a
+    bug is logged here) never stops the ones after it."""
+    sent = 0
+    for pk in ids:
+        try:
+            sent += services.invitation_send(invitation_id=pk, reminder=reminder)
+        except Exception:
+            logger.exception("survey invitation %s: sending failed", pk)
+    return sent
+
+
 @shared_task(name="surveys.send_due")
 def invitations_send_due_task() -> int:
     """Beat, every minute: send scheduled invitations whose time came (e.g. CSAT 24 h after a ticket)."""
-    return sum(services.invitation_send(invitation_id=pk) for pk in services.invitations_due())
+    return _send_each(services.invitations_due())
 
 
 @shared_task(name="surveys.remind")
 def invitations_remind_task() -> int:
     """Beat, hourly: remind those who have not answered, at most the survey's number of times."""
-    return sum(services.invitation_send(invitation_id=pk, reminder=True) for pk in services.invitations_to_remind())
+    return _send_each(services.invitations_to_remind(), reminder=True)
 
 
 @shared_task(name="surveys.run_schedules")

@@ -61,12 +61,15 @@ class Sink:
         self.delay = delay
         self.refuse: int | None = None
         self.unknown: set[str] = set()  # recipients refused for good (550)
+        self.busy: set[str] = set()  # recipients refused for now (451)
         self.lock = threading.Lock()
         self.mails: list[dict] = []
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.unknown:
             return "550 No such user"
+        if address in self.busy:
+            return "451 Mailbox busy, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
