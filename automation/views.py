@@ -1,8 +1,6 @@
 """Public endpoints: one-click unsubscribe (RFC 8058), the referral link, and the providers'
 delivery webhook (HMAC-signed)."""
 
-import hashlib
-import hmac
 import json
 
 from django.conf import settings
@@ -13,6 +11,7 @@ from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core import webhooks
 from core.exceptions import DomainError
 from crm import selectors as crm_selectors
 
@@ -57,12 +56,23 @@ def referral(request, code: str):
 @require_POST
 def delivery_webhook(request):
     """{"provider_id": "...", "status": "delivered"|"failed", "error": "..."}, signed with
-    X-Safar-Signature: hex HMAC-SHA256 of the body with AUTOMATION_WEBHOOK_SECRET."""
+    X-Safar-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body> keyed with
+    AUTOMATION_WEBHOOK_SECRET (core.webhooks): a report older than AUTOMATION_WEBHOOK_TOLERANCE
+    seconds, or seen before, is refused."""
     secret = settings.AUTOMATION_WEBHOOK_SECRET
-    expected = hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest() if secret else None
-    given = request.headers.get("X-Safar-Signature", "")
-    if not expected or not hmac.compare_digest(expected, given):
+    if not secret:
         return JsonResponse({"detail": "Bad or missing signature."}, status=403)
+    try:
+        webhooks.verify(
+            body=request.body,
+            header=request.headers.get(webhooks.HEADER, ""),
+            secret=secret,
+            tolerance=settings.AUTOMATION_WEBHOOK_TOLERANCE,
+            scope="delivery",
+        )
+    except webhooks.SignatureError as refused:
+        status = 409 if refused.status == 409 else 403
+        return JsonResponse({"detail": refused.detail, "code": refused.code}, status=status)
     try:
         data = json.loads(request.body)
         provider_id, status = str(data["provider_id"]), str(data["status"])

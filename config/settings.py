@@ -403,6 +403,7 @@ AUTOMATION_PUSH_URL = os.environ.get("AUTOMATION_PUSH_URL", "")
 AUTOMATION_PUSH_KEY = os.environ.get("AUTOMATION_PUSH_KEY", "")
 # Providers sign delivery reports with this (HMAC-SHA256); empty refuses every report.
 AUTOMATION_WEBHOOK_SECRET = os.environ.get("AUTOMATION_WEBHOOK_SECRET", "")
+AUTOMATION_WEBHOOK_TOLERANCE = envint("AUTOMATION_WEBHOOK_TOLERANCE", "300")
 # Marketing messages go out between these local hours (contact's time zone), never on their weekend.
 AUTOMATION_QUIET_START = envint("AUTOMATION_QUIET_START", "21")
 AUTOMATION_QUIET_END = envint("AUTOMATION_QUIET_END", "9")

@@ -3,8 +3,6 @@ server (aiosmtpd) refuses one address for good (550) and another for now (451); 
 worker died mid-call is in doubt, counted on its workflow, settled by a delivery report, or resent
 or dropped by a manager."""
 
-import hashlib
-import hmac
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +11,7 @@ from django.urls import reverse
 
 from automation import services
 from automation.models import Message, WorkflowRun
+from core import webhooks
 from core.models import AuditLog
 from tests.factories import ContactFactory
 
@@ -109,7 +108,7 @@ def test_a_delivery_report_settles_a_message_in_doubt_as_delivered(client, setti
     (contact,) = people(1)
     message = in_doubt(contact)
     body = json.dumps({"provider_id": "<doubt@example.com>", "status": "delivered"}).encode()
-    signature = hmac.new(b"hook-secret", body, hashlib.sha256).hexdigest()
+    signature = webhooks.sign(body, secret="hook-secret")
     response = client.post("/hooks/delivery/", body, content_type="application/json", HTTP_X_SAFAR_SIGNATURE=signature)
     assert response.json() == {"updated": 1}
     message.refresh_from_db()

@@ -3,12 +3,14 @@
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 from django.test import Client
 
 from automation import services
 from automation.models import Message
+from core import webhooks
 from crm.models import Consent
 from tests.factories import ContactFactory
 
@@ -72,8 +74,8 @@ def test_a_tampered_link_is_404_and_unsubscribes_nobody(client, subscriber, tamp
     assert latest_consent(other).status == "granted"
 
 
-def sign(body: bytes, secret="hook-secret") -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(body: bytes, secret="hook-secret", timestamp=None) -> str:
+    return webhooks.sign(body, secret=secret, timestamp=timestamp)
 
 
 @pytest.fixture
@@ -122,6 +124,27 @@ def test_webhook_bad_payloads_are_400(client, sent_sms, payload, field):
     response = client.post(HOOK, payload, content_type="application/json", HTTP_X_SAFAR_SIGNATURE=sign(payload))
     assert response.status_code == 400
     assert field in response.json()
+    sent_sms.refresh_from_db()
+    assert sent_sms.status == "sent"
+
+
+def test_a_captured_report_cannot_be_replayed_nor_sent_late(client, sent_sms):
+    body = json.dumps({"provider_id": "prov-1", "status": "delivered"}).encode()
+    signature = sign(body)
+    assert client.post(HOOK, body, content_type="application/json", HTTP_X_SAFAR_SIGNATURE=signature).status_code == 200
+
+    again = client.post(HOOK, body, content_type="application/json", HTTP_X_SAFAR_SIGNATURE=signature)
+    late = sign(body, timestamp=int(time.time()) - 301)
+    stale = client.post(HOOK, body, content_type="application/json", HTTP_X_SAFAR_SIGNATURE=late)
+
+    assert (again.status_code, again.json()["code"]) == (409, "replayed")
+    assert (stale.status_code, stale.json()["code"]) == (403, "expired")
+
+
+def test_an_old_style_signature_of_the_body_alone_is_refused(client, sent_sms):
+    body = json.dumps({"provider_id": "prov-1", "status": "failed"}).encode()
+    bare = hmac.new(b"hook-secret", body, hashlib.sha256).hexdigest()
+    assert client.post(HOOK, body, content_type="application/json", HTTP_X_SAFAR_SIGNATURE=bare).status_code == 403
     sent_sms.refresh_from_db()
     assert sent_sms.status == "sent"
 
