@@ -376,6 +376,10 @@ IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "export"
 CRM_IMPORT_MAX_BYTES = envint("CRM_IMPORT_MAX_BYTES", str(20 * 1024 * 1024))
 # How long a check-only import keeps its upload for a real run (personal data: not longer).
 CRM_IMPORT_KEEP_HOURS = envint("CRM_IMPORT_KEEP_HOURS", "24")
+# Bounds of what an import reads: rows, columns, and how far an XLSX (a zip of XML) may unpack.
+CRM_IMPORT_MAX_ROWS = envint("CRM_IMPORT_MAX_ROWS", "200000")
+CRM_IMPORT_MAX_COLUMNS = envint("CRM_IMPORT_MAX_COLUMNS", "100")
+CRM_IMPORT_MAX_EXPANDED_BYTES = envint("CRM_IMPORT_MAX_EXPANDED_BYTES", str(120 * 1024 * 1024))
 
 # Event ingestion: items per request, request body size, and how far ahead of the server's clock
 # a client's timestamp may be.

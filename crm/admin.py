@@ -82,7 +82,7 @@ class ContactImportForm(ImportForm):
             cleaned_data["file_format"] = self.import_formats[int(index)]().get_title()
             cleaned_data["data"] = b"".join(upload.chunks())
             try:
-                imports.import_file_read(data=cleaned_data["data"], file_format=cleaned_data["file_format"])
+                imports.import_file_check(data=cleaned_data["data"], file_format=cleaned_data["file_format"])
             except imports.ImportFileError as exc:
                 self.add_error("import_file", exc.message)
         return cleaned_data

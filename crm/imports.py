@@ -141,17 +141,40 @@ def _check_utf8(data: bytes) -> None:
         ) from None
 
 
+def _check_xlsx_size(data: bytes) -> None:
+    """An XLSX is a zip of XML: refuse one whose parts would expand past
+    CRM_IMPORT_MAX_EXPANDED_BYTES before any XML is parsed (a few hundred KB of shared strings can
+    expand to hundreds of MB). The sizes come from the zip's directory; reading a part never
+    yields more than its stated size. openpyxl parses the XML with defusedxml (no entities)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ImportFileError(_("The file could not be read as XLSX: %(error)s") % {"error": exc}) from None
+    expanded, limit = sum(part.file_size for part in parts), settings.CRM_IMPORT_MAX_EXPANDED_BYTES
+    if expanded > limit or len(parts) > 1000:
+        raise ImportFileError(
+            _("The spreadsheet unpacks to %(size)s; the limit is %(limit)s. Save it as CSV or split it.")
+            % {"size": filesizeformat(expanded), "limit": filesizeformat(limit)}
+        )
+
+
 def _raw_rows(data: bytes, file_format: str) -> Iterator[tuple[int, list]]:
-    """(spreadsheet line number, cells) of every line, the header's (line 1) first."""
+    """(spreadsheet line number, cells) of every line, the header's (line 1) first; at most
+    CRM_IMPORT_MAX_COLUMNS cells of a line are read."""
     if file_format == choices.ImportFormat.XLSX:
         import openpyxl
 
+        _check_xlsx_size(data)
         try:
             workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
             raise ImportFileError(_("The file could not be read as XLSX: %(error)s") % {"error": exc}) from None
         try:
-            yield from enumerate(workbook.active.iter_rows(values_only=True), 1)
+            rows = workbook.active.iter_rows(values_only=True, max_col=settings.CRM_IMPORT_MAX_COLUMNS)
+            yield from enumerate(rows, 1)
+        except (KeyError, ValueError) as exc:  # defusedxml's refusals are ValueErrors
+            raise ImportFileError(_("The file could not be read as XLSX: %(error)s") % {"error": exc}) from None
         finally:
             workbook.close()
         return
@@ -176,7 +199,13 @@ class ParsedFile:
         rows = _raw_rows(self.data, self.file_format)
         next(rows)  # the header
         text = self.file_format == choices.ImportFormat.CSV  # cells are already str
+        most = settings.CRM_IMPORT_MAX_ROWS + 1  # and the header
         for line, cells in rows:
+            if line > most:
+                raise ImportFileError(
+                    _("The file has more than %(rows)s rows; split it into smaller files.")
+                    % {"rows": number_format(settings.CRM_IMPORT_MAX_ROWS, force_grouping=True)}
+                )
             values = cells[:width] if text else [_cell(v) for v in cells[:width]]
             joined = "".join(values)
             if not joined.strip():
@@ -187,15 +216,30 @@ class ParsedFile:
             yield line, dict(zip(self.headers, values, strict=True))
 
 
-def import_file_read(*, data: bytes, file_format: str) -> ParsedFile:
-    """Check the file as a whole (size, encoding, columns) and return it ready to read.
-    Raises ImportFileError with a message for the person who uploaded it."""
+def import_file_check(*, data: bytes, file_format: str) -> None:
+    """What the web request checks of an upload before storing it as a job: its size and, for a
+    CSV, its encoding and columns; for an XLSX only how far it would unpack. The worker opens it
+    (import_file_read), so a crafted spreadsheet never holds a web worker. ImportFileError."""
+    if file_format == choices.ImportFormat.XLSX:
+        _check_size(data)
+        _check_xlsx_size(data)
+    else:
+        import_file_read(data=data, file_format=file_format)
+
+
+def _check_size(data: bytes) -> None:
     limit = settings.CRM_IMPORT_MAX_BYTES
     if len(data) > limit:
         raise ImportFileError(
             _("The file is %(size)s; the limit is %(limit)s. Split it into smaller files.")
             % {"size": filesizeformat(len(data)), "limit": filesizeformat(limit)}
         )
+
+
+def import_file_read(*, data: bytes, file_format: str) -> ParsedFile:
+    """Check the file as a whole (size, encoding, columns) and return it ready to read.
+    Raises ImportFileError with a message for the person who uploaded it."""
+    _check_size(data)
     if file_format == choices.ImportFormat.CSV:
         _check_utf8(data)
     header = next(_raw_rows(data, file_format), None)
@@ -917,7 +961,7 @@ def import_job_create(*, actor, data: bytes, file_name: str, file_format: str, d
     committed. The file is checked as a whole first (ImportFileError): size, encoding, columns."""
     from .tasks import contact_import_task
 
-    import_file_read(data=data, file_format=file_format)
+    import_file_check(data=data, file_format=file_format)
     require_broker()  # a job no worker would ever hear of is refused (503) before it is stored
     job = ImportJob.objects.create(
         created_by=actor,
