@@ -93,3 +93,22 @@ class Delivery(models.TextChoices):
     SENT = "sent", _("Sent")
     FAILED = "failed", _("Failed")
     BOUNCED = "bounced", _("Bounced")
+
+
+class Routing(models.TextChoices):
+    """How a team's tickets that nobody is assigned to find an agent (tickets.routing)."""
+
+    OWNER = "owner", _("To the queue owner")
+    ROUND_ROBIN = "round_robin", _("Round-robin among the members")
+    NONE = "none", _("Leave in the queue")
+
+
+class SlaTarget(models.TextChoices):
+    FIRST_RESPONSE = "first_response", _("First response")
+    NEXT_RESPONSE = "next_response", _("Next response")
+    RESOLUTION = "resolution", _("Resolution")
+
+
+class SlaNotice(models.TextChoices):
+    AT_RISK = "at_risk", _("At risk")
+    BREACHED = "breached", _("Breached")

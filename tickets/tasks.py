@@ -23,3 +23,12 @@ def sla_digest_task(user_id: int, notification_ids: list[int]) -> bool:
     Queued after the marks commit; retried six times over about half an hour, then Celery logs the failure. The
     in-app notifications are there whatever happens to the email."""
     return services.sla_digest_send(user_id=user_id, notification_ids=notification_ids)
+
+
+@shared_task(name="tickets.sla_recompute", acks_late=True)
+def sla_recompute_task(calendar_id: int | None = None, policy_id: int | None = None) -> dict[str, int]:
+    """Recompute the due times of the open tickets of a calendar or a policy a manager changed.
+    Sent after the change commits (tickets.calendars); safe to run twice."""
+    from .recompute import tickets_sla_recompute
+
+    return tickets_sla_recompute(calendar_id=calendar_id, policy_id=policy_id)

@@ -25,13 +25,7 @@ EVERY_DAY = list(range(7))
 
 
 def cal(zone="UTC", days=MON_FRI, start=time(9), end=time(17), holidays=()):
-    return sla.Calendar(
-        zone=zoneinfo.ZoneInfo(zone),
-        work_days=frozenset(days),
-        start=start,
-        end=end,
-        holidays=frozenset(holidays),
-    )
+    return sla.Calendar.weekly(zone, days, start, end, holidays)
 
 
 def utc(*args):
