@@ -149,3 +149,28 @@ def week_summary(hours) -> str:
         name = str(WEEKDAYS_ABBR[days[0]]) if len(days) == 1 else f"{WEEKDAYS_ABBR[days[0]]}-{WEEKDAYS_ABBR[days[-1]]}"
         parts.append(f"{name} {text}")
     return "; ".join(parts) or _("no working time")
+
+
+@transaction.atomic
+def policy_save(*, policy: SLAPolicy | None, fields: dict, targets: list[dict] | None) -> SLAPolicy:
+    """Create or change an SLA policy and, when `targets` is given, set its targets per priority
+    [{priority, first_response_minutes, next_response_minutes, resolution_minutes}] (priorities
+    left out are removed). Becoming the default takes the flag from the previous default."""
+    policy = policy or SLAPolicy()
+    for name, value in fields.items():
+        setattr(policy, name, value)
+    policy.full_clean(validate_constraints=False)
+    if policy.is_default:
+        SLAPolicy.objects.filter(is_default=True).exclude(pk=policy.pk).update(is_default=False)
+    policy.save()
+    if targets is not None:
+        keep = {t["priority"] for t in targets}
+        for target in policy.targets.exclude(priority__in=keep):
+            target.delete()  # one by one: the delete signal queues the recompute
+        for values in targets:
+            SLATarget.objects.update_or_create(
+                policy=policy,
+                priority=values["priority"],
+                defaults={k: v for k, v in values.items() if k != "priority"},
+            )
+    return policy

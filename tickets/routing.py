@@ -11,6 +11,7 @@ in the team's queue rather than refusing it: a customer's mail must never bounce
 import logging
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 
 from . import choices
 from .models import Team, Ticket
@@ -70,3 +71,19 @@ def team_next_member(*, team: Team):
     team.last_assigned = assignee
     team.save(update_fields=["last_assigned", "updated_at"])
     return assignee
+
+
+@transaction.atomic
+def team_save(*, team: Team | None, fields: dict, members=None) -> Team:
+    """Create or change a team (name, routing, queue owner, default) and, when given, its members.
+    Becoming the default team takes the flag from the previous one."""
+    team = team or Team()
+    for name, value in fields.items():
+        setattr(team, name, value)
+    team.full_clean(validate_constraints=False)
+    if team.is_default:
+        Team.objects.filter(is_default=True).exclude(pk=team.pk).update(is_default=False)
+    team.save()
+    if members is not None:
+        team.members.set(members)
+    return team
