@@ -499,3 +499,11 @@ def test_support_cannot_change_a_calendar(api, bob, iran):
     response = api(bob).patch(f"/api/v1/calendars/{iran.pk}/", {"name": "Mine"}, format="json")
     assert response.status_code == 403
     assert BusinessCalendar.objects.get(pk=iran.pk).name == IRAN
+
+
+def test_a_new_default_policy_takes_the_flag(api, dave, iran):
+    response = api(dave).post(
+        "/api/v1/sla-policies/", {"name": "Gold", "calendar": iran.pk, "is_default": True}, format="json"
+    )
+    assert response.status_code == 201, response.data
+    assert list(SLAPolicy.objects.filter(is_default=True).values_list("name", flat=True)) == ["Gold"]

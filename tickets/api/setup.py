@@ -158,6 +158,7 @@ class SLAPolicySerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+        extra_kwargs = {"is_default": {"validators": []}}
 
     def get_validators(self):
         return []  # the one-default constraint is kept by the service, which moves the flag
@@ -212,6 +213,7 @@ class TeamSerializer(serializers.ModelSerializer):
         model = Team
         fields = ["id", "name", "members", "routing", "queue_owner", "is_default", "last_assigned", "created_at"]
         read_only_fields = ["last_assigned", "created_at"]
+        extra_kwargs = {"is_default": {"validators": []}}  # the service moves the flag
 
     def get_validators(self):
         return []  # the one-default constraint is kept by the service, which moves the flag
