@@ -52,8 +52,11 @@ def sla_notices_update(*, states: dict) -> dict[str, list]:
                 dropped += [
                     (ticket.pk, kind, target) for kind, has in ((BREACHED, has_breach), (AT_RISK, has_risk)) if has
                 ]
+    by_notice: dict[tuple[str, str], list[int]] = {}
     for ticket_id, kind, target in dropped:
-        TicketNotification.objects.filter(ticket_id=ticket_id, kind=kind, target=target).delete()
+        by_notice.setdefault((kind, target), []).append(ticket_id)
+    for (kind, target), ids in by_notice.items():  # at most six statements, however many tickets
+        TicketNotification.objects.filter(kind=kind, target=target, ticket_id__in=ids).delete()
     told = _insert(wanted)
     result = {BREACHED: [], AT_RISK: []}
     for kind in (BREACHED, AT_RISK):

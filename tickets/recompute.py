@@ -18,7 +18,7 @@ time moved later un-breaches a target, one moved earlier may breach it now. A re
 edit: the ticket's history and updated_at stay as they were."""
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -77,33 +77,15 @@ def tickets_sla_recompute(
     totals = {"tickets": 0, "changed": 0, "computed": 0}
     if not policy_ids:
         return totals
-    tickets = Ticket.objects.filter(sla_policy_id__in=policy_ids).exclude(status__in=choices.DONE).order_by("pk")
+    read = _read_sql if fast and connection.vendor == "postgresql" else _read_orm
     memo: dict[tuple, tuple[tuple, dict]] = {}
     after = 0
     while True:
-        rows = list(
-            tickets.filter(pk__gt=after)[:BATCH].values_list(
-                "pk", "created_at", "priority", "sla_policy_id", "updated_at", "assignee_id", "subject", *FIELDS
-            )
-        )
+        rows, logs, replies = read(policy_ids, after)
         if not rows:
             break
         after = rows[-1][0]
         totals["tickets"] += len(rows)
-        ids = [row[0] for row in rows]
-        logs, replies = defaultdict(list), defaultdict(list)
-        for ticket_id, at, status in (
-            TicketStatusChange.objects.filter(ticket_id__in=ids)
-            .order_by("ticket_id", "at", "id")
-            .values_list("ticket_id", "at", "to_status")
-        ):
-            logs[ticket_id].append((at, status))
-        for ticket_id, at in (
-            TicketComment.objects.filter(ticket_id__in=ids, is_public=True, author__isnull=False)
-            .order_by("ticket_id", "created_at", "id")
-            .values_list("ticket_id", "created_at")
-        ):
-            replies[ticket_id].append(at)
         changed, states = [], {}
         for pk, created_at, priority, policy_id_, updated_at, assignee_id, subject, *stored in rows:
             found = targets.get((policy_id_, priority))
@@ -140,6 +122,83 @@ def tickets_sla_recompute(
     return totals
 
 
+def _read_orm(policy_ids: list[int], after: int):
+    """The next batch after ticket id `after`: [(pk, created_at, priority, policy_id, updated_at,
+    assignee_id, subject, *FIELDS)], and the status logs and replies per ticket id."""
+    rows = list(
+        Ticket.objects.filter(sla_policy_id__in=policy_ids, pk__gt=after)
+        .exclude(status__in=choices.DONE)
+        .order_by("pk")[:BATCH]
+        .values_list("pk", "created_at", "priority", "sla_policy_id", "updated_at", "assignee_id", "subject", *FIELDS)
+    )
+    logs, replies = defaultdict(list), defaultdict(list)
+    if rows:
+        ids = [row[0] for row in rows]
+        for ticket_id, at, status in (
+            TicketStatusChange.objects.filter(ticket_id__in=ids)
+            .order_by("ticket_id", "at", "id")
+            .values_list("ticket_id", "at", "to_status")
+        ):
+            logs[ticket_id].append((at, status))
+        for ticket_id, at in (
+            TicketComment.objects.filter(ticket_id__in=ids, is_public=True, author__isnull=False)
+            .order_by("ticket_id", "created_at", "id")
+            .values_list("ticket_id", "created_at")
+        ):
+            replies[ticket_id].append(at)
+    return rows, logs, replies
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICRO = timedelta(microseconds=1)
+
+
+def _instant(micros: int | None) -> datetime | None:
+    return None if micros is None else EPOCH + micros * MICRO
+
+
+def _micros(column: str) -> str:
+    return f"(extract(epoch FROM {column}) * 1000000)::bigint"
+
+
+def _read_sql(policy_ids: list[int], after: int):
+    """_read_orm's twin for PostgreSQL: times travel as integer microseconds, turned into datetimes
+    here in a fraction of what parsing timestamptz text costs (most of the read time at 200,000)."""
+    done = list(choices.DONE)
+    stored = ", ".join(_micros(name) if name != "sla_state" else name for name in FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, {_micros('created_at')}, priority, sla_policy_id, {_micros('updated_at')}, "
+            f"assignee_id, subject, {stored} FROM {Ticket._meta.db_table} "
+            "WHERE sla_policy_id = ANY(%s) AND NOT (status = ANY(%s)) AND id > %s ORDER BY id LIMIT %s",
+            [policy_ids, done, after, BATCH],
+        )
+        raw = cursor.fetchall()
+        rows = [
+            (pk, _instant(created), priority, policy, updated, assignee, subject, *[_instant(v) for v in times], state)
+            for pk, created, priority, policy, updated, assignee, subject, *times, state in raw
+        ]
+        logs, replies = defaultdict(list), defaultdict(list)
+        if not rows:
+            return rows, logs, replies
+        ids = [row[0] for row in rows]
+        cursor.execute(
+            f"SELECT ticket_id, {_micros('at')}, to_status FROM {TicketStatusChange._meta.db_table} "
+            "WHERE ticket_id = ANY(%s) ORDER BY ticket_id, at, id",
+            [ids],
+        )
+        for ticket_id, at, status in cursor.fetchall():
+            logs[ticket_id].append((EPOCH + at * MICRO, status))
+        cursor.execute(
+            f"SELECT ticket_id, {_micros('created_at')} FROM {TicketComment._meta.db_table} "
+            "WHERE ticket_id = ANY(%s) AND is_public AND author_id IS NOT NULL ORDER BY ticket_id, created_at, id",
+            [ids],
+        )
+        for ticket_id, at in cursor.fetchall():
+            replies[ticket_id].append(EPOCH + at * MICRO)
+    return rows, logs, replies
+
+
 def _values(clock: sla.Clock, now: datetime) -> tuple:
     return (
         clock.first_response.due,
@@ -163,13 +222,13 @@ def _write_sql(changed: list[tuple[int, datetime, tuple]]) -> set[int]:
     columns = list(zip(*[(pk, updated_at, *values) for pk, updated_at, values in changed], strict=True))
     table = Ticket._meta.db_table
     assignments = ", ".join(f"{name} = v.{name}" for name in FIELDS)
-    types = ["bigint", "timestamptz", *["timestamptz"] * 6, "varchar"]
+    types = ["bigint", "bigint", *["timestamptz"] * 6, "varchar"]
     unnest = ", ".join(f"%s::{kind}[]" for kind in types)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} AS t SET {assignments} "
             f"FROM unnest({unnest}) AS v(id, updated_at, {', '.join(FIELDS)}) "
-            "WHERE t.id = v.id AND t.updated_at = v.updated_at RETURNING t.id",
+            f"WHERE t.id = v.id AND {_micros('t.updated_at')} = v.updated_at RETURNING t.id",
             [list(column) for column in columns],
         )
         return {row[0] for row in cursor.fetchall()}
