@@ -81,6 +81,9 @@ def parse_args():
     parser.add_argument(
         "--recompute-tickets", type=int, default=200_000, help="open tickets of the recompute section (issue 15)"
     )
+    parser.add_argument(
+        "--recompute-full", action="store_true", help="recompute every open ticket, not only those due after it"
+    )
     parser.add_argument("--plans", action="store_true", help="print every EXPLAIN, not only the main ones")
     return parser.parse_args()
 
@@ -910,7 +913,7 @@ def main() -> None:
     if "recompute" in sections:  # bench/tickets_recompute.py: its own open tickets
         from bench.tickets_recompute import measure_recompute
 
-        rows, recompute_results = measure_recompute(args.recompute_tickets, args.runs)
+        rows, recompute_results = measure_recompute(args.recompute_tickets, args.runs, args.recompute_full)
         for name, value, floor, busy, note in rows:
             figures.append(Figure(name, "s", 60.0, [value], [floor], [busy], note))
         results += recompute_results

@@ -7,10 +7,10 @@ the transaction commits. The receivers below catch the admin, the API and the sh
 within one transaction the same calendar or policy is queued once, however many rows changed
 (an admin save of a calendar with twelve intervals is one recompute)."""
 
-import functools
 import logging
+import zoneinfo
 from collections.abc import Iterable
-from datetime import time
+from datetime import UTC, datetime, time
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -70,28 +70,39 @@ def calendar_save(*, calendar: BusinessCalendar | None, fields: dict, hours: lis
 # --- recompute after commit --------------------------------------------------------------------------------
 
 
-def recompute_on_commit(*, calendar_id: int | None = None, policy_id: int | None = None) -> None:
+def recompute_on_commit(
+    *, calendar_id: int | None = None, policy_id: int | None = None, since: datetime | None = None
+) -> None:
     """Queue the recompute of the open tickets of a calendar or a policy once this transaction
-    commits; the same key once per transaction. (The queued callbacks are Django's own list, so a
-    rolled-back savepoint takes its request with it.)"""
+    commits; the same key once per transaction. `since`: the change touches no working time
+    before this moment (a holiday added or removed); None: any. (The queued callbacks are Django's
+    own list, so a rolled-back savepoint takes its request with it.)"""
     key = ("calendar", calendar_id) if calendar_id is not None else ("policy", policy_id)
     for _sids, func, *_rest in connection.run_on_commit:
         if getattr(func, "recompute_key", None) == key:
+            func.widen(since)
             return
-    callback = functools.partial(_send, key)
-    callback.recompute_key = key
-    transaction.on_commit(callback)
+    transaction.on_commit(_Recompute(key, since))
 
 
-def _send(key) -> None:
-    from .tasks import sla_recompute_task  # tasks import the services, which import this module
+class _Recompute:
+    """The after-commit callback: one per calendar or policy and transaction."""
 
-    kind, pk = key
-    try:
-        sla_recompute_task.delay(**{f"{kind}_id": pk})
-    except Exception:
-        # The change is committed; the next change or `manage.py tickets_sla_recompute` catches up.
-        logger.exception("Could not queue the SLA recompute of %s %s", kind, pk)
+    def __init__(self, key, since: datetime | None):
+        self.recompute_key, self.since = key, since
+
+    def widen(self, since: datetime | None) -> None:
+        self.since = None if since is None or self.since is None else min(self.since, since)
+
+    def __call__(self) -> None:
+        from .tasks import sla_recompute_task  # tasks import the services, which import this module
+
+        kind, pk = self.recompute_key
+        try:
+            sla_recompute_task.delay(**{f"{kind}_id": pk}, since=self.since.isoformat() if self.since else None)
+        except Exception:
+            # The change is committed; the next change or `manage.py tickets_sla_recompute` catches up.
+            logger.exception("Could not queue the SLA recompute of %s %s", kind, pk)
 
 
 def _calendar_changed(sender, instance, **kwargs):
@@ -100,7 +111,13 @@ def _calendar_changed(sender, instance, **kwargs):
         return
     if sender is BusinessCalendar and kwargs.get("created"):
         return  # no policy uses it yet
-    recompute_on_commit(calendar_id=calendar_id)
+    since = None
+    if sender is Holiday and (kwargs.get("created") or kwargs.get("signal") is post_delete):
+        # A holiday added or removed changes no working time before it starts (one changed in
+        # place may have moved from another day: everything).
+        zone = zoneinfo.ZoneInfo(BusinessCalendar.objects.values_list("timezone", flat=True).get(pk=calendar_id))
+        since = datetime.combine(instance.date, instance.start_time or time(0), tzinfo=zone).astimezone(UTC)
+    recompute_on_commit(calendar_id=calendar_id, since=since)
 
 
 def _policy_changed(sender, instance, **kwargs):

@@ -17,10 +17,13 @@ Crossings the recompute causes are told as the services would (tickets.notificat
 time moved later un-breaches a target, one moved earlier may breach it now. A recompute is not an
 edit: the ticket's history and updated_at stay as they were."""
 
+import functools
+import operator
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import choices, notifications, sla
@@ -65,13 +68,24 @@ def _policies(*, calendar_id: int | None, policy_id: int | None):
 
 
 def tickets_sla_recompute(
-    *, calendar_id: int | None = None, policy_id: int | None = None, now: datetime | None = None, fast: bool = True
+    *,
+    calendar_id: int | None = None,
+    policy_id: int | None = None,
+    now: datetime | None = None,
+    since: datetime | None = None,
+    fast: bool = True,
 ) -> dict[str, int]:
     """Recompute the open (not resolved or closed) tickets of the calendar or the policy.
+    `since`: the change touches no working time before this moment (a holiday added or removed).
+    When it is still to come, a ticket whose stored at-risk and due times all fall before it
+    cannot move (the business time up to them is as it was) and is not read: a holiday announced
+    for tomorrow reads the tickets due from tomorrow on. Paused tickets (no due time) used only
+    past business time and stay as they are too.
     Returns {"tickets": read, "changed": written, "computed": distinct clocks computed}."""
     if calendar_id is None and policy_id is None:
         raise ValueError("Give a calendar or a policy.")
     now = now or timezone.now()
+    after_since = since if since is not None and since > now else None
     targets = _policies(calendar_id=calendar_id, policy_id=policy_id)
     policy_ids = sorted({policy for policy, _priority in targets})
     totals = {"tickets": 0, "changed": 0, "computed": 0}
@@ -81,7 +95,7 @@ def tickets_sla_recompute(
     memo: dict[tuple, tuple[tuple, dict]] = {}
     after = 0
     while True:
-        rows, logs, replies = read(policy_ids, after)
+        rows, logs, replies = read(policy_ids, after, after_since)
         if not rows:
             break
         after = rows[-1][0]
@@ -122,12 +136,18 @@ def tickets_sla_recompute(
     return totals
 
 
-def _read_orm(policy_ids: list[int], after: int):
+TIMES = FIELDS[:5]  # the stored at-risk and due times of the three targets
+
+
+def _read_orm(policy_ids: list[int], after: int, since: datetime | None):
     """The next batch after ticket id `after`: [(pk, created_at, priority, policy_id, updated_at,
-    assignee_id, subject, *FIELDS)], and the status logs and replies per ticket id."""
+    assignee_id, subject, *FIELDS)], and the status logs and replies per ticket id. With `since`,
+    only tickets with a stored time at or after it."""
+    tickets = Ticket.objects.filter(sla_policy_id__in=policy_ids, pk__gt=after)
+    if since is not None:
+        tickets = tickets.filter(functools.reduce(operator.or_, (Q(**{f"{name}__gte": since}) for name in TIMES)))
     rows = list(
-        Ticket.objects.filter(sla_policy_id__in=policy_ids, pk__gt=after)
-        .exclude(status__in=choices.DONE)
+        tickets.exclude(status__in=choices.DONE)
         .order_by("pk")[:BATCH]
         .values_list("pk", "created_at", "priority", "sla_policy_id", "updated_at", "assignee_id", "subject", *FIELDS)
     )
@@ -161,17 +181,19 @@ def _micros(column: str) -> str:
     return f"(extract(epoch FROM {column}) * 1000000)::bigint"
 
 
-def _read_sql(policy_ids: list[int], after: int):
+def _read_sql(policy_ids: list[int], after: int, since: datetime | None):
     """_read_orm's twin for PostgreSQL: times travel as integer microseconds, turned into datetimes
     here in a fraction of what parsing timestamptz text costs (most of the read time at 200,000)."""
     done = list(choices.DONE)
     stored = ", ".join(_micros(name) if name != "sla_state" else name for name in FIELDS)
+    # GREATEST skips NULLs: paused tickets (all NULL) are left out, as in _read_orm.
+    later = f"AND GREATEST({', '.join(TIMES)}) >= %s " if since is not None else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT id, {_micros('created_at')}, priority, sla_policy_id, {_micros('updated_at')}, "
             f"assignee_id, subject, {stored} FROM {Ticket._meta.db_table} "
-            "WHERE sla_policy_id = ANY(%s) AND NOT (status = ANY(%s)) AND id > %s ORDER BY id LIMIT %s",
-            [policy_ids, done, after, BATCH],
+            f"WHERE sla_policy_id = ANY(%s) AND NOT (status = ANY(%s)) AND id > %s {later}ORDER BY id LIMIT %s",
+            [policy_ids, done, after, *([since] if since is not None else []), BATCH],
         )
         raw = cursor.fetchall()
         rows = [

@@ -507,3 +507,38 @@ def test_a_new_default_policy_takes_the_flag(api, dave, iran):
     )
     assert response.status_code == 201, response.data
     assert list(SLAPolicy.objects.filter(is_default=True).values_list("name", flat=True)) == ["Gold"]
+
+
+def test_a_holiday_ahead_reads_only_the_tickets_due_from_then_on(open_at, clock, iran, bob):
+    """Two open tickets, opened Sun 5 Jan 09:00 and 09:30 Tehran: first responses due the same day,
+    resolutions (40 business hours) days later. The first one's resolution times are cleared, so
+    it has no stored time after Tue 7 Jan. A holiday on Tue 7 Jan, announced on Sunday: only the
+    tickets with a stored time from Tue 7 Jan 00:00 Tehran on are read; a holiday in the past, or
+    a change without a start, reads every open ticket."""
+    early = open_at(tehran(2025, 1, 5, 9), priority="normal")
+    later = open_at(tehran(2025, 1, 5, 9, 30))
+    clock.at(tehran(2025, 1, 5, 10))
+    early.refresh_from_db()
+    later.refresh_from_db()
+    # Resolution 40 business hours: both run past Tuesday, so both are read; their first
+    # responses (Sun 11:00 and 13:30) are before it.
+    assert early.first_response_due_at < tehran(2025, 1, 7) < early.resolution_due_at
+    Ticket.objects.filter(pk=early.pk).update(resolution_due_at=None, resolution_at_risk_at=None)
+    since = tehran(2025, 1, 7)
+    Holiday.objects.create(calendar=iran, date=date(2025, 1, 7), name="Holiday")
+    totals = tasks.sla_recompute_task(calendar_id=iran.pk, since=since.isoformat())
+    assert totals["tickets"] == 1  # `early` has no stored time after Tuesday any more: not read
+    # A holiday in the past (or an unknown change) reads every open ticket.
+    assert tasks.sla_recompute_task(calendar_id=iran.pk, since=tehran(2025, 1, 4).isoformat())["tickets"] == 2
+    assert tasks.sla_recompute_task(calendar_id=iran.pk)["tickets"] == 2
+
+
+def test_a_holiday_queues_the_recompute_from_its_start(iran, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        Holiday.objects.create(calendar=iran, date=date(2025, 3, 10), name="Half", start_time=time(12))
+    assert callbacks[0].since == tehran(2025, 3, 10, 12)
+    forget_queued_recomputes()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        Holiday.objects.create(calendar=iran, date=date(2025, 3, 12), name="Whole")
+        BusinessHours.objects.filter(calendar=iran, weekday=3).get().save()  # a change of the week: everything
+    assert len(callbacks) == 1 and callbacks[0].since is None
