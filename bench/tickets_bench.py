@@ -75,7 +75,15 @@ def parse_args():
     )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--only", choices=["explain", "http", "beat"], action="append", help="sections (default all)")
+    parser.add_argument(
+        "--only", choices=["explain", "http", "beat", "recompute"], action="append", help="sections (default all)"
+    )
+    parser.add_argument(
+        "--recompute-tickets", type=int, default=200_000, help="open tickets of the recompute section (issue 15)"
+    )
+    parser.add_argument(
+        "--recompute-full", action="store_true", help="recompute every open ticket, not only those due after it"
+    )
     parser.add_argument("--plans", action="store_true", help="print every EXPLAIN, not only the main ones")
     return parser.parse_args()
 
@@ -847,7 +855,7 @@ def print_table(pages: list[Page], figures: list[Figure]) -> list[tuple[str, boo
 
 def main() -> None:
     args = parse_args()
-    sections = set(args.only or ["explain", "http", "beat"])
+    sections = set(args.only or ["explain", "http", "beat", "recompute"])
     env = environment()
     url = env["DATABASE_URL"]
     total_started = time.perf_counter()
@@ -870,15 +878,15 @@ def main() -> None:
         f"PostgreSQL {version}"
     )
     ensure_users()  # bench_admin and the sales reps the demo contacts are owned by
-    meta = ensure_tickets(args.tickets, args.contacts)
-    seeded = align_to_today(meta)
-    agents, _team, token = ensure_agents()
-    agent = agents[0]
-    say(f"host busy before measuring: {host_busy():.0f}% of {os.cpu_count()} CPUs (/proc/stat over 1 s)")
-
     results: list[tuple[str, bool]] = []
     pages: list[Page] = []
     figures: list[Figure] = []
+    if sections & {"explain", "http", "beat"}:
+        meta = ensure_tickets(args.tickets, args.contacts)
+        seeded = align_to_today(meta)
+        agents, _team, token = ensure_agents()
+        agent = agents[0]
+    say(f"host busy before measuring: {host_busy():.0f}% of {os.cpu_count()} CPUs (/proc/stat over 1 s)")
     if sections & {"explain", "http"}:
         from django.test import Client as DjangoClient
 
@@ -902,6 +910,13 @@ def main() -> None:
         say(f"host busy before the beat pass: {host_busy():.0f}%")
         figures, beat_results = measure_beat(seeded, args, args.plans)
         results += beat_results
+    if "recompute" in sections:  # bench/tickets_recompute.py: its own open tickets
+        from bench.tickets_recompute import measure_recompute
+
+        rows, recompute_results = measure_recompute(args.recompute_tickets, args.runs, args.recompute_full)
+        for name, value, floor, busy, note in rows:
+            figures.append(Figure(name, "s", 60.0, [value], [floor], [busy], note))
+        results += recompute_results
     results += print_table(pages, figures)
     say()
     say("Targets")

@@ -33,48 +33,20 @@ from crm.models import Contact
 from journeys import selectors as journey_selectors
 from journeys.admin import CappedCountPaginator
 
-from . import choices, selectors, services
+from . import (
+    admin_setup,  # noqa: F401  (calendars with their hours and holidays, SLA policies, teams)
+    choices,
+    selectors,
+    services,
+)
 from .models import (
-    BusinessCalendar,
     CannedReply,
-    Holiday,
     InboundEmail,
-    SLAPolicy,
-    SLATarget,
     Team,
     Ticket,
     TicketComment,
     TicketStatusChange,
 )
-
-
-class HolidayInline(TabularInline):
-    model = Holiday
-
-
-@admin.register(BusinessCalendar)
-class BusinessCalendarAdmin(ModelAdmin):
-    list_display = ("name", "timezone", "start_time", "end_time")
-    search_fields = ("name",)
-    inlines = [HolidayInline]
-
-
-class SLATargetInline(TabularInline):
-    model = SLATarget
-
-
-@admin.register(SLAPolicy)
-class SLAPolicyAdmin(ModelAdmin):
-    list_display = ("name", "calendar", "is_default", "resolution_comment_required", "at_risk_percent")
-    list_select_related = ("calendar",)
-    inlines = [SLATargetInline]
-
-
-@admin.register(Team)
-class TeamAdmin(ModelAdmin):
-    list_display = ("name",)
-    search_fields = ("name",)
-    filter_horizontal = ("members",)
 
 
 @admin.register(CannedReply)

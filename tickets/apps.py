@@ -8,3 +8,6 @@ class TicketsConfig(AppConfig):
 
     def ready(self):
         from . import handlers  # noqa: F401  (timeline, erase and export hooks in crm's registry)
+        from .calendars import connect_receivers
+
+        connect_receivers()  # a changed calendar, holiday or target recomputes due times after commit

@@ -118,3 +118,22 @@ class InboundReason(models.TextChoices):
     FORGED_TOKEN = "forged_token", _("Unknown or forged ticket address: opened a new one")
     ATTACHMENT = "attachment", _("Some attachments were refused")
     ERASED = "erased", _("The sender's contact was erased")
+
+
+class Routing(models.TextChoices):
+    """How a team's tickets that nobody is assigned to find an agent (tickets.routing)."""
+
+    OWNER = "owner", _("To the queue owner")
+    ROUND_ROBIN = "round_robin", _("Round-robin among the members")
+    NONE = "none", _("Leave in the queue")
+
+
+class SlaTarget(models.TextChoices):
+    FIRST_RESPONSE = "first_response", _("First response")
+    NEXT_RESPONSE = "next_response", _("Next response")
+    RESOLUTION = "resolution", _("Resolution")
+
+
+class SlaNotice(models.TextChoices):
+    AT_RISK = "at_risk", _("At risk")
+    BREACHED = "breached", _("Breached")

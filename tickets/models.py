@@ -19,6 +19,8 @@ from . import choices
 MAX_BODY_CHARS = 20_000
 
 
+# Kept for migration 0001: calendars had one set of hours on a list of working days until
+# BusinessHours replaced them.
 def validate_work_days(value):
     if (
         not isinstance(value, list)
@@ -30,18 +32,13 @@ def validate_work_days(value):
 
 
 class BusinessCalendar(TimeStampedModel):
-    """When support works: week days and hours in a time zone, minus holidays. Hours that end
-    at or before they start run overnight into the next day."""
+    """When support works: working intervals per weekday (`hours`, 0..n a day) in a time zone,
+    minus holidays (`holidays`, whole or part days). Hours that end at or before they start run
+    overnight into the next day. Ramadan or summer hours are a calendar of their own that the
+    policy is switched to for the season (docs/tickets.md)."""
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     timezone = models.CharField(_("time zone"), max_length=64, validators=[validate_timezone])
-    work_days = models.JSONField(
-        _("working days"),
-        validators=[validate_work_days],
-        help_text=_("0 is Monday, 6 is Sunday. Iran: [5, 6, 0, 1, 2] (Saturday to Wednesday)."),
-    )
-    start_time = models.TimeField(_("day starts"))
-    end_time = models.TimeField(_("day ends"))
 
     class Meta:
         verbose_name = _("business calendar")
@@ -56,12 +53,41 @@ class BusinessCalendar(TimeStampedModel):
         return zoneinfo.ZoneInfo(self.timezone)
 
 
+class BusinessHours(models.Model):
+    """One working interval of a weekday, in the calendar's time zone: Thursday 08:00-12:00.
+    An end at or before the start runs overnight (22:00-06:00); 00:00-00:00 is the whole day.
+    Overlaps within the calendar's week are refused (tickets.calendars.week_errors)."""
+
+    calendar = models.ForeignKey(
+        BusinessCalendar, verbose_name=_("calendar"), on_delete=models.CASCADE, related_name="hours"
+    )
+    weekday = models.PositiveSmallIntegerField(_("weekday"), choices=choices.Weekday.choices)
+    start_time = models.TimeField(_("from"))
+    end_time = models.TimeField(_("until"), help_text=_("At or before the start: runs overnight."))
+
+    class Meta:
+        verbose_name = _("working hours")
+        verbose_name_plural = _("working hours")
+        ordering = ["weekday", "start_time"]
+        constraints = [
+            models.CheckConstraint(condition=Q(weekday__lte=6), name="tickets_businesshours_weekday"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_weekday_display()} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
+
+
 class Holiday(models.Model):
+    """A day off, or part of one: leave both times empty for the whole day; a start alone closes
+    from then to the end of the day, an end alone from the start of the day until then."""
+
     calendar = models.ForeignKey(
         BusinessCalendar, verbose_name=_("calendar"), on_delete=models.CASCADE, related_name="holidays"
     )
     date = models.DateField(_("date"))
     name = models.CharField(_("name"), max_length=100)
+    start_time = models.TimeField(_("closed from"), null=True, blank=True, help_text=_("Empty: the whole day."))
+    end_time = models.TimeField(_("closed until"), null=True, blank=True, help_text=_("Empty: the end of the day."))
 
     class Meta:
         verbose_name = _("holiday")
@@ -71,6 +97,10 @@ class Holiday(models.Model):
 
     def __str__(self):
         return f"{self.date}: {self.name}"
+
+    def clean(self):
+        if self.start_time is not None and self.end_time is not None and self.end_time <= self.start_time:
+            raise ValidationError({"end_time": _("The closing must end after it starts.")})
 
 
 class SLAPolicy(TimeStampedModel):
@@ -128,11 +158,39 @@ class Team(TimeStampedModel):
     last_assigned = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
     )
+    routing = models.CharField(
+        _("routing"),
+        max_length=12,
+        choices=choices.Routing.choices,
+        default=choices.Routing.ROUND_ROBIN,
+        help_text=_("Who gets the team's new tickets that nobody is assigned to."),
+    )
+    queue_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("queue owner"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_queues",
+        help_text=_("Gets the team's unassigned tickets when routing is to the queue owner."),
+    )
+    is_default = models.BooleanField(
+        _("default team"), default=False, help_text=_("New tickets without a team go to this team.")
+    )
 
     class Meta:
         verbose_name = _("team")
         verbose_name_plural = _("teams")
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="tickets_one_default_team"
+            )
+        ]
+
+    def clean(self):
+        if self.routing == choices.Routing.OWNER and self.queue_owner_id is None:
+            raise ValidationError({"queue_owner": _("Choose the queue owner, or another routing.")})
 
     def __str__(self):
         return self.name
@@ -403,3 +461,29 @@ class InboundEmail(models.Model):
 
     def __str__(self):
         return f"{self.message_id} ({self.status})"
+
+
+class TicketNotification(models.Model):
+    """That an agent was told a ticket's target is at risk or breached: one row per ticket, kind
+    and target, so pausing and resuming, a recompute or the next beat pass never tell twice. The
+    row goes when the target is no longer in that state after a recompute (a later due time, a
+    new priority) or when a next-response target is met, so a fresh crossing is told again
+    (tickets.notifications)."""
+
+    id = models.BigAutoField(primary_key=True)
+    ticket = models.ForeignKey(
+        Ticket, verbose_name=_("ticket"), on_delete=models.CASCADE, related_name="sla_notifications"
+    )
+    kind = models.CharField(_("kind"), max_length=8, choices=choices.SlaNotice.choices)
+    target = models.CharField(_("target"), max_length=16, choices=choices.SlaTarget.choices)
+    created_at = models.DateTimeField(_("notified at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("SLA notification")
+        verbose_name_plural = _("SLA notifications")
+        constraints = [
+            models.UniqueConstraint(fields=["ticket", "kind", "target"], name="tickets_sla_notification_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.ticket_id}: {self.kind} {self.target}"

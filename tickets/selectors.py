@@ -178,7 +178,7 @@ def ticket_report(*, start: datetime, end: datetime, group_by: str, now: datetim
     policies = (
         SLAPolicy.objects.filter(pk__in={row[4] for row in rows})
         .select_related("calendar")
-        .prefetch_related("calendar__holidays", "targets")
+        .prefetch_related("calendar__hours", "calendar__holidays", "targets")
     )
     calendars, targets = {}, {}
     for policy in policies:

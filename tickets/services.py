@@ -22,7 +22,7 @@ from core.models import Notification
 from core.services import audit_log_record, notifications_send
 from journeys import selectors as journey_selectors
 
-from . import choices, mailout, sla
+from . import choices, mailout, notifications, routing, sla
 from .models import BusinessCalendar, SLAPolicy, SLATarget, Team, Ticket, TicketComment, TicketStatusChange
 from .signals import ticket_resolved
 
@@ -45,7 +45,7 @@ def sla_policy_default() -> SLAPolicy:
 
 
 def _calendar(calendar: BusinessCalendar) -> sla.Calendar:
-    return sla.Calendar.from_model(calendar)
+    return sla.Calendar.from_model(calendar)  # two queries: its intervals and its holidays
 
 
 def _targets(ticket: Ticket) -> sla.Targets:
@@ -97,19 +97,21 @@ def _refresh_sla(ticket: Ticket, *, now: datetime | None = None) -> list[str]:
         "due_at": clock.due,
         "sla_state": clock.state(now),
     }
-    # A crossing seen here first is announced here: the beat pass only tells about tickets whose
-    # stored state it still has to move, so it would never tell about this one.
-    before, after = ticket.sla_state, values["sla_state"]
-    crossed = not clock.done and (
-        (after == choices.SlaState.BREACHED and before != choices.SlaState.BREACHED)
-        or (after == choices.SlaState.AT_RISK and before not in (choices.SlaState.AT_RISK, choices.SlaState.BREACHED))
-    )
     changed = [name for name, value in values.items() if getattr(ticket, name) != value]
     for name in changed:
         setattr(ticket, name, values[name])
-    if crossed:
-        _notify({SLA_BREACHED if after == choices.SlaState.BREACHED else SLA_AT_RISK: [ticket]})
+    # A crossing seen here first is announced here: the beat pass only tells about tickets whose
+    # stored state it still has to move, so it would never tell about this one. Each crossing is
+    # told once per target, whatever pauses and resumes came between (tickets.notifications).
+    _notify_crossings(notifications.sla_notices_update(states={ticket: sla.target_states(clock, now)}))
     return changed
+
+
+def _notify_crossings(crossings: dict[str, list[Ticket]]) -> None:
+    """Tell the crossings tickets.notifications recorded: a breach, else an at-risk, per ticket."""
+    breached = crossings[choices.SlaNotice.BREACHED]
+    at_risk = [ticket for ticket in crossings[choices.SlaNotice.AT_RISK] if ticket not in breached]
+    _notify({SLA_BREACHED: breached, SLA_AT_RISK: at_risk})
 
 
 def _log_status(
@@ -178,8 +180,8 @@ def ticket_create(
         Ticket.objects.filter(pk=ticket.pk).update(**{name: getattr(ticket, name) for name in changed})
     if tags:
         ticket.tags.set(tags)
-    if team is not None and assignee is None:
-        ticket_assign_round_robin(ticket=ticket, team=team, actor=actor)
+    # Unassigned: per the team's routing (or the default team's): the queue owner, round-robin, or nobody.
+    if assignee is None and routing.ticket_route(ticket=ticket, actor=actor) is not None:
         ticket.refresh_from_db()
     return ticket
 
@@ -330,18 +332,9 @@ def ticket_assign(*, ticket: Ticket, assignee, actor, team: Team | None = None) 
 @transaction.atomic
 def ticket_assign_round_robin(*, ticket: Ticket, team: Team, actor) -> Ticket:
     """Give the ticket to the team's next member after the one who got the last ticket."""
-    team = Team.objects.select_for_update().get(pk=team.pk)
-    members = [
-        user
-        for user in team.members.filter(is_active=True, is_staff=True).order_by("pk")
-        if user.has_perm("tickets.change_ticket")
-    ]
-    if not members:
+    assignee = routing.team_next_member(team=team)
+    if assignee is None:
         raise DomainError(_("This team has no support staff to assign to."), code="empty_team", field="team")
-    following = [user for user in members if team.last_assigned_id is None or user.pk > team.last_assigned_id]
-    assignee = (following or members)[0]
-    team.last_assigned = assignee
-    team.save(update_fields=["last_assigned", "updated_at"])
     return ticket_assign(ticket=ticket, assignee=assignee, team=team, actor=actor)
 
 
@@ -391,7 +384,7 @@ def tickets_sla_check(*, now: datetime | None = None) -> dict[str, int]:
     crossing = (
         Ticket.objects.exclude(status__in=choices.DONE)
         .select_for_update(skip_locked=True, of=("self",))
-        .only("pk", "subject", "assignee")
+        .only("pk", "subject", "assignee", *_BEAT_TIMES)
         .order_by()
     )
     with transaction.atomic():
@@ -410,8 +403,37 @@ def tickets_sla_check(*, now: datetime | None = None) -> dict[str, int]:
             Ticket.objects.filter(pk__in=breached_ids).update(sla_state=choices.SlaState.BREACHED)
         if risky:
             Ticket.objects.filter(pk__in=[t.pk for t in risky]).update(sla_state=choices.SlaState.AT_RISK)
-        _notify({SLA_BREACHED: breached, SLA_AT_RISK: risky})
+        _notify_crossings(notifications.sla_notices_update(states=_beat_states(breached, risky, now)))
     return {"breached": len(breached), "at_risk": len(risky)}
+
+
+_BEAT_TIMES = (
+    "first_response_due_at",
+    "next_response_due_at",
+    "resolution_due_at",
+    "first_response_at_risk_at",
+    "resolution_at_risk_at",
+    "first_responded_at",
+)
+
+
+def _beat_states(breached: list[Ticket], risky: list[Ticket], now: datetime) -> dict:
+    """Which targets of the tickets the beat pass marked crossed, read from the stored times."""
+    states = {}
+    for ticket in breached:
+        dues = {
+            choices.SlaTarget.FIRST_RESPONSE: ticket.first_response_due_at,
+            choices.SlaTarget.NEXT_RESPONSE: ticket.next_response_due_at,
+            choices.SlaTarget.RESOLUTION: ticket.resolution_due_at,
+        }
+        states[ticket] = {name: "breached" for name, due in dues.items() if due is not None and due <= now}
+    for ticket in risky:
+        risks = {
+            choices.SlaTarget.FIRST_RESPONSE: None if ticket.first_responded_at else ticket.first_response_at_risk_at,
+            choices.SlaTarget.RESOLUTION: ticket.resolution_at_risk_at,
+        }
+        states[ticket] = {name: "at_risk" for name, at in risks.items() if at is not None and at <= now}
+    return states
 
 
 def _notify(tickets_by_kind: dict[str, list[Ticket]]) -> None:

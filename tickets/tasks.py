@@ -88,3 +88,19 @@ def send_ticket_acknowledgment_task(self, ticket_id: int) -> str:
         if self.request.retries >= self.max_retries:
             return "failed"
         raise self.retry(countdown=_backoff(self.request.retries), exc=error) from error
+
+
+@shared_task(name="tickets.sla_recompute", acks_late=True)
+def sla_recompute_task(
+    calendar_id: int | None = None, policy_id: int | None = None, since: str | None = None
+) -> dict[str, int]:
+    """Recompute the due times of the open tickets of a calendar or a policy a manager changed
+    (`since`, ISO 8601: the change touches no working time before it). Sent after the change
+    commits (tickets.calendars); safe to run twice."""
+    from datetime import datetime
+
+    from .recompute import tickets_sla_recompute
+
+    return tickets_sla_recompute(
+        calendar_id=calendar_id, policy_id=policy_id, since=datetime.fromisoformat(since) if since else None
+    )

@@ -328,11 +328,11 @@ def test_ticket_page_query_count_is_pinned(agent_client, bob, django_assert_num_
     # Other apps' timeline providers add a query or two each; count this page's own.
     monkeypatch.setattr(registry.timeline, "_items", {"tickets.ticket": registry.timeline._items["tickets.ticket"]})
     # Session, user, permissions (2); the ticket, its tags, its comments; enrollments, events, other
-    # tickets, the timeline; the SLA clock (log, replies, holidays, target); canned replies for the
+    # tickets, the timeline; the SLA clock (log, replies, working hours, holidays, target); canned replies for the
     # new row and for the empty row the "add another" link copies; the ticket's content type (for
     # the admin's history link), which each process caches after the first page.
     ContentType.objects.clear_cache()
-    with django_assert_num_queries(18):
+    with django_assert_num_queries(19):
         agent_client.get(change_url(ticket))
 
 

@@ -163,8 +163,9 @@ def test_an_empty_period(db):
 
 
 def test_query_count_does_not_grow_with_tickets(week, bob, django_assert_num_queries):
-    # Tickets, status logs, replies, policies with their calendars, holidays, targets, assignee names.
-    with django_assert_num_queries(7):
+    # Tickets, status logs, replies, policies with their calendars, working hours, holidays, targets,
+    # assignee names.
+    with django_assert_num_queries(8):
         selectors.ticket_report(start=START, end=END, group_by="assignee", now=NOW)
     for _ in range(20):
         agent = UserFactory(roles=["support"])
@@ -173,7 +174,7 @@ def test_query_count_does_not_grow_with_tickets(week, bob, django_assert_num_que
         )
         services.ticket_comment(ticket=ticket, author=bob, body="reply")
         Ticket.objects.filter(pk=ticket.pk).update(created_at=at(5, 10))
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         report = selectors.ticket_report(start=START, end=END, group_by="assignee", now=NOW)
     assert report["total"]["count"] == 25
 

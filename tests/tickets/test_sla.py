@@ -25,13 +25,7 @@ EVERY_DAY = list(range(7))
 
 
 def cal(zone="UTC", days=MON_FRI, start=time(9), end=time(17), holidays=()):
-    return sla.Calendar(
-        zone=zoneinfo.ZoneInfo(zone),
-        work_days=frozenset(days),
-        start=start,
-        end=end,
-        holidays=frozenset(holidays),
-    )
+    return sla.Calendar.weekly(zone, days, start, end, holidays)
 
 
 def utc(*args):
@@ -462,3 +456,38 @@ def test_the_clock_in_a_calendar_with_another_weekend_and_zone():
     assert c.resolution.due == utc(2025, 1, 4, 12, 30)
     # Thursday noon Tehran: nothing more used than on Wednesday evening.
     assert c.state(utc(2025, 1, 2, 8, 30)) == "ok"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_running_totals_equal_walking_the_days(seed):
+    """seconds_between over long spans uses running totals per day; it must equal the sum of the
+    working intervals, for split shifts, overnight hours, holidays and part-day closings across DST."""
+    rng = random.Random(seed)
+    for _ in range(30):
+        week = []
+        for _day in range(7):
+            shifts = rng.choice(
+                [(), ((time(8), time(12)), (time(13), time(17))), ((time(22), time(6)),), ((time(9), time(13)),)]
+            )
+            week.append(shifts)
+        if not any(week):
+            week[0] = ((time(9), time(17)),)
+        base = date(2024, 1, 1)
+        calendar = sla.Calendar(
+            zone=zoneinfo.ZoneInfo(rng.choice(ZONES)),
+            week=tuple(week),
+            holidays=frozenset(base + timedelta(days=rng.randrange(3 * 365)) for _ in range(20)),
+            closures=tuple(
+                (
+                    base + timedelta(days=rng.randrange(3 * 365)),
+                    rng.choice([None, time(10)]),
+                    rng.choice([None, time(15)]),
+                )
+                for _ in range(20)
+            ),
+        )
+        for _pair in range(5):
+            start = utc(2024, 1, 1) + timedelta(seconds=rng.randrange(3 * 365 * 86400))
+            end = start + timedelta(seconds=rng.randrange(4 * 86400, 60 * 86400))
+            walked = sum((hi - lo).total_seconds() for lo, hi in calendar.intervals(start, end))
+            assert calendar.seconds_between(start, end) == pytest.approx(walked, abs=1e-6)

@@ -24,7 +24,7 @@ class TicketSerializer(serializers.ModelSerializer):
         queryset=Team.objects.all(),
         required=False,
         allow_null=True,
-        help_text=_("On create: assign round-robin to this team's members."),
+        help_text=_("On create without an assignee: routed by the team's routing (queue owner, round-robin or none)."),
     )
 
     class Meta:
