@@ -32,6 +32,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("healthz/", healthz, name="healthz"),
     path("", include("surveys.urls")),
+    path("", include("tickets.urls")),
     path("", include("automation.urls")),
 ]
 

@@ -15,7 +15,7 @@ from core.statistics import percentile
 from journeys.models import Stage
 
 from . import choices, sla
-from .models import CannedReply, SLAPolicy, Ticket, TicketComment, TicketStatusChange
+from .models import CannedReply, SLAPolicy, Ticket, TicketAttachment, TicketComment, TicketStatusChange
 
 User = get_user_model()
 
@@ -69,8 +69,8 @@ def at_risk_q(now: datetime) -> Q:
     queue read the (status, due_at) index from now on instead of stepping over every breached
     ticket first; a paused ticket (no due time) is not at risk while it waits."""
     crossed = Q(first_response_at_risk_at__lte=now) | Q(resolution_at_risk_at__lte=now)
-    return (crossed | Q(sla_state=choices.SlaState.AT_RISK)) & Q(due_at__gt=now) & ~Q(
-        sla_state=choices.SlaState.BREACHED
+    return (
+        (crossed | Q(sla_state=choices.SlaState.AT_RISK)) & Q(due_at__gt=now) & ~Q(sla_state=choices.SlaState.BREACHED)
     )
 
 
@@ -234,3 +234,49 @@ def contact_has_open_ticket(*, contact_id: int, exclude_ticket_id: int | None = 
     if exclude_ticket_id is not None:
         tickets = tickets.exclude(pk=exclude_ticket_id)
     return tickets.exists()
+
+
+# --- the customer's side ------------------------------------------------------------------------------------
+
+
+def ticket_for_customer_page(*, ticket_id: int) -> Ticket | None:
+    """The ticket a customer's link names, with what their page shows of the contact."""
+    return (
+        Ticket.objects.select_related("contact")
+        .only(
+            "pk",
+            "subject",
+            "status",
+            "merged_into_id",
+            "created_at",
+            "contact__first_name",
+            "contact__last_name",
+            "contact__email",
+            "contact__language",
+            "contact__timezone",
+            "contact__erased_at",
+        )
+        .filter(pk=ticket_id)
+        .first()
+    )
+
+
+def ticket_public_conversation(*, ticket: Ticket) -> list[TicketComment]:
+    """The public comments of a ticket, oldest first, with their files: what the customer sees.
+    Never an internal note. Two queries."""
+    return list(
+        ticket.comments.filter(is_public=True)
+        .select_related("author")
+        .only("pk", "body", "created_at", "via", "author_contact_id", "author__first_name", "author__username")
+        .prefetch_related("attachments")
+        .order_by("created_at", "id")
+    )
+
+
+def attachment_for_customer(*, ticket_id: int, attachment_id: int) -> TicketAttachment | None:
+    """A file the customer may download from their page: on their ticket, on a public comment."""
+    return (
+        TicketAttachment.objects.filter(pk=attachment_id, ticket_id=ticket_id, comment__is_public=True)
+        .only("pk", "file", "filename", "content_type", "size")
+        .first()
+    )

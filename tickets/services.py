@@ -40,7 +40,7 @@ from .models import (
     TicketComment,
     TicketStatusChange,
 )
-from .signals import ticket_resolved
+from .signals import ticket_opened_by_customer, ticket_resolved
 
 User = get_user_model()
 logger = logging.getLogger(__name__)
@@ -523,7 +523,8 @@ def ticket_open_from_customer(
     """A ticket the customer opens (an email to the support address, the contact form). The
     contact is found by address (case-insensitive) or created with the name and language given;
     an existing contact's name and language are left as they are. The body is the ticket's
-    description and its first public comment from the customer, which carries the files."""
+    description and its first public comment from the customer, which carries the files. After
+    commit, tickets.signals.ticket_opened_by_customer is sent (the acknowledgment email's hook)."""
     address = crm_services.normalize_email(email)
     if not address:
         raise DomainError(_("Enter your email address."), code="no_email", field="email")
@@ -570,6 +571,10 @@ def ticket_open_from_customer(
     comment.save()
     _store_files(ticket, comment, accepted)
     _note_refused(ticket, refused)
+    ticket_id = ticket.pk
+    transaction.on_commit(
+        lambda: ticket_opened_by_customer.send(sender=Ticket, ticket_id=ticket_id, via=via), robust=True
+    )
     return ticket
 
 
