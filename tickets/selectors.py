@@ -89,11 +89,41 @@ def canned_replies() -> QuerySet[CannedReply]:
     return CannedReply.objects.filter(is_active=True).order_by("title", "language")
 
 
-def canned_reply_text(*, reply: CannedReply, ticket: Ticket) -> str:
-    """The reply with {first_name} and {ticket} filled in. Other braces are left as written
-    (str.format would fail on them)."""
-    first_name = ticket.contact.first_name or ticket.contact.last_name or ""
-    return reply.body.replace("{first_name}", first_name).replace("{ticket}", str(ticket.pk)).strip()
+def canned_reply_choices(*, language: str) -> list[tuple[int, str]]:
+    """One choice per canned reply, whatever the number of its translations (translations of a
+    reply share its title): the translation in `language` when there is one. One query."""
+    groups: dict[str, list[CannedReply]] = {}
+    for reply in canned_replies().only("pk", "title", "language"):
+        groups.setdefault(reply.title, []).append(reply)
+    choices_ = []
+    for title, replies in groups.items():
+        chosen = next((r for r in replies if r.language == language), replies[0])
+        languages = ", ".join(r.language for r in replies)
+        choices_.append((chosen.pk, f"{title} ({languages})"))
+    return choices_
+
+
+def canned_reply_translation(*, reply: CannedReply, language: str) -> CannedReply:
+    """The translation of the reply (same title) in `language`, or the reply itself."""
+    if reply.language == language:
+        return reply
+    return canned_replies().filter(title=reply.title, language=language).first() or reply
+
+
+def canned_reply_text(*, reply: CannedReply, ticket: Ticket, agent=None) -> str:
+    """The reply in the customer's language when it has that translation, with {first_name}
+    (the customer's), {agent} (the agent's first name, or username) and {ticket} (the ticket's
+    number) filled in. Other braces are left as written (str.format would fail on them)."""
+    contact = ticket.contact
+    reply = canned_reply_translation(reply=reply, language=contact.language)
+    first_name = contact.first_name or contact.last_name or ""
+    agent_name = (agent.first_name or agent.get_username()) if agent is not None else ""
+    return (
+        reply.body.replace("{first_name}", first_name)
+        .replace("{agent}", agent_name)
+        .replace("{ticket}", str(ticket.pk))
+        .strip()
+    )
 
 
 # --- the report -----------------------------------------------------------------------------------------------
