@@ -424,6 +424,10 @@ class TicketCommentInline(TabularInline):
         return False
 
 
+# Timeline providers whose entries the ticket page's customer panel lists on their own.
+PANEL_LISTED_ELSEWHERE = ("journeys.event", "tickets.ticket")
+
+
 @admin.register(Ticket)
 class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
     # 50 rows a page, and every cell costs: Django's link column resolves the page's own URL again
@@ -513,10 +517,11 @@ class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
         return selectors.tickets_visible(user=request.user, queryset=super().get_queryset(request))
 
     def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if term.lstrip("#").isdigit():
-            return queryset.filter(pk=int(term.lstrip("#"))), False
-        return super().get_search_results(request, queryset, search_term)
+        # The API's search (selectors.ticket_search_q): a trigram-indexed substring of the subject,
+        # not Django's icontains over every search field, which reads every ticket.
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(selectors.ticket_search_q(search_term)), False
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -706,7 +711,8 @@ class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
                 "enrollments": list(journey_selectors.contact_enrollments(contact_id=contact.pk)[:5]),
                 "events": list(journey_selectors.contact_recent_events(contact_id=contact.pk, limit=5)),
                 "other_tickets": selectors.contact_other_tickets(contact_id=contact.pk, exclude_id=obj.pk, limit=10),
-                "timeline": crm_selectors.contact_timeline(contact=contact, limit=10),
+                # Events and tickets have their own lists above it: not read twice.
+                "timeline": crm_selectors.contact_timeline(contact=contact, limit=10, exclude=PANEL_LISTED_ELSEWHERE),
             }
             context["merged_into"] = obj.merged_into_id
         return super().render_change_form(request, context, add, change, form_url, obj)

@@ -74,6 +74,18 @@ def at_risk_q(now: datetime) -> Q:
     )
 
 
+def ticket_search_q(term: str) -> Q:
+    """The tickets a search names: `#123` or `123` is that ticket (or a subject holding the
+    number); other words are a substring of the subject. `ilike` (core.lookups), which the
+    trigram index on the subject serves on PostgreSQL (tickets/migrations, custside_subject_trgm),
+    so a search that matches nothing does not read the table. The API's `q` and the admin's
+    search both use it."""
+    term = term.strip()
+    if term.lstrip("#").isdigit():
+        return Q(pk=int(term.lstrip("#")[:18])) | Q(subject__ilike=term)
+    return Q(subject__ilike=term)
+
+
 def contact_other_tickets(*, contact_id: int, exclude_id: int | None = None, limit: int = 10) -> list[Ticket]:
     rows = Ticket.objects.filter(contact_id=contact_id).select_related("assignee").order_by("-created_at", "-id")
     if exclude_id is not None:
