@@ -4,20 +4,43 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('crm', '0005_import_job'),
+        ("crm", "0005_import_job"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='contact',
-            name='source',
-            field=models.CharField(choices=[('admin', 'Admin'), ('api', 'API'), ('import', 'Import'), ('event', 'Event'), ('demo', 'Demo data'), ('support', 'Support request')], default='admin', max_length=16, verbose_name='source'),
+            model_name="contact",
+            name="source",
+            field=models.CharField(
+                choices=[
+                    ("admin", "Admin"),
+                    ("api", "API"),
+                    ("import", "Import"),
+                    ("event", "Event"),
+                    ("demo", "Demo data"),
+                    ("support", "Support request"),
+                ],
+                default="admin",
+                max_length=16,
+                verbose_name="source",
+            ),
         ),
         migrations.AlterField(
-            model_name='historicalcontact',
-            name='source',
-            field=models.CharField(choices=[('admin', 'Admin'), ('api', 'API'), ('import', 'Import'), ('event', 'Event'), ('demo', 'Demo data'), ('support', 'Support request')], default='admin', max_length=16, verbose_name='source'),
+            model_name="historicalcontact",
+            name="source",
+            field=models.CharField(
+                choices=[
+                    ("admin", "Admin"),
+                    ("api", "API"),
+                    ("import", "Import"),
+                    ("event", "Event"),
+                    ("demo", "Demo data"),
+                    ("support", "Support request"),
+                ],
+                default="admin",
+                max_length=16,
+                verbose_name="source",
+            ),
         ),
     ]

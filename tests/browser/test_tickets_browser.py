@@ -13,8 +13,8 @@ from django.utils import translation
 from django.utils.translation import gettext
 from playwright.sync_api import expect
 
-from tests.browser import screenshots_dir
-from tests.browser.test_admin_browser import PASSWORD, assert_all_local, requested_urls, roles  # noqa: F401
+from tests.browser import screenshots_dir, test_admin_browser
+from tests.browser.test_admin_browser import PASSWORD, assert_all_local, roles  # noqa: F401
 from tests.browser.test_insights_browser import seeded, switch_language  # noqa: F401
 from tests.factories import ContactFactory, UserFactory
 from tickets import services, tokens
@@ -23,6 +23,7 @@ from tickets.models import CannedReply, TicketComment
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 SCREENSHOTS = screenshots_dir()
+requested_urls = test_admin_browser.requested_urls  # the fixture: every URL the page asks for
 PNG = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
     b"\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99=\x1d\x00\x00\x00\x00IEND\xaeB`\x82"
@@ -45,7 +46,12 @@ def maryam_ticket(db):
 
 @pytest.mark.parametrize(("language", "direction"), [("en", "ltr"), ("fa", "rtl")])
 def test_agent_inserts_a_canned_reply_edits_it_and_sees_public_from_internal(
-    page, live_server, maryam_ticket, requested_urls, language, direction  # noqa: F811
+    page,
+    live_server,
+    maryam_ticket,
+    requested_urls,
+    language,
+    direction,
 ):
     # given Bahar (support) on the ticket's page, in her admin language
     page.set_viewport_size({"width": 1280, "height": 900})
@@ -106,7 +112,12 @@ def test_agent_inserts_a_canned_reply_edits_it_and_sees_public_from_internal(
 
 
 def test_customer_replies_with_a_photo_and_says_it_is_solved_on_a_phone_in_persian(
-    page, live_server, maryam_ticket, requested_urls, settings, tmp_path  # noqa: F811
+    page,
+    live_server,
+    maryam_ticket,
+    requested_urls,
+    settings,
+    tmp_path,
 ):
     settings.MEDIA_ROOT = tmp_path / "media"
     agent = maryam_ticket.created_by
