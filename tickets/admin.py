@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.admin.utils import unquote
-from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import FileResponse, Http404, JsonResponse
@@ -314,6 +314,9 @@ class QueuePaginator(CappedCountPaginator):
     tickets. Unfiltered, the planner's estimate is used (core.admin.EstimatedCountPaginator)."""
 
     COUNT_CAP = 1_000
+    # A search counts fewer: a common word ("parcel", one subject in nine at 200,000 tickets) read
+    # ~9,000 subjects through ILIKE to find 1,000 matches (37 ms in PostgreSQL on a busy host).
+    SEARCH_COUNT_CAP = 200
 
     @cached_property
     def count(self):
@@ -515,6 +518,12 @@ class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
 
     def get_queryset(self, request):
         return selectors.tickets_visible(user=request.user, queryset=super().get_queryset(request))
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        paginator = super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+        if isinstance(paginator, QueuePaginator) and request.GET.get(SEARCH_VAR, "").strip():
+            paginator.COUNT_CAP = QueuePaginator.SEARCH_COUNT_CAP
+        return paginator
 
     def get_search_results(self, request, queryset, search_term):
         # The API's search (selectors.ticket_search_q): a trigram-indexed substring of the subject,

@@ -94,3 +94,17 @@ def test_the_ticket_page_reads_a_bounded_number_of_queries(agent, bob, django_as
     assert response.status_code == 200
     html = response.content.decode()
     assert "Reply 14" in html and "Other 14" in html
+
+
+def test_a_search_counts_at_most_a_few_pages_of_matches(agent, bob, monkeypatch):
+    from tickets.admin import QueuePaginator
+
+    monkeypatch.setattr(QueuePaginator, "SEARCH_COUNT_CAP", 3)
+    for index in range(5):
+        make(bob, f"Parcel {index}")
+    make(bob, "Other")
+    searched = agent.get(CHANGELIST, {"q": "parcel"}).context["cl"]
+    assert searched.result_count == 3  # capped: the page links stop there
+    assert len(searched.result_list) == 5  # the page itself shows every match it holds
+    unsearched = agent.get(CHANGELIST, {"queue": "open"}).context["cl"]
+    assert unsearched.result_count == 6  # filters keep the larger cap
