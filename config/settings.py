@@ -233,6 +233,16 @@ TICKETS_INBOUND_MAX_BYTES = envint("TICKETS_INBOUND_MAX_BYTES", str(25 * 1024 * 
 # "<t>." + body>); empty: the webhook is off. Older than the tolerance, or seen before: refused.
 TICKETS_INBOUND_WEBHOOK_SECRET = os.environ.get("TICKETS_INBOUND_WEBHOOK_SECRET", "")
 TICKETS_INBOUND_WEBHOOK_TOLERANCE = envint("TICKETS_INBOUND_WEBHOOK_TOLERANCE", "300")
+# The customer's ticket page (/support/t/<token>/) and the contact form (/support/new/): requests
+# per minute per address and per ticket link; contact-form tickets per hour per address; the
+# fewest seconds a person takes to fill the form (faster is a robot); files per reply; the sites
+# that may show the form in an iframe (a CSP frame-ancestors list, e.g. "'self' https://shop.example").
+TICKETS_PAGE_RATE_PER_IP = envint("TICKETS_PAGE_RATE_PER_IP", "120")
+TICKETS_PAGE_RATE_PER_TOKEN = envint("TICKETS_PAGE_RATE_PER_TOKEN", "30")
+TICKETS_FORM_RATE_PER_IP = envint("TICKETS_FORM_RATE_PER_IP", "10")
+TICKETS_FORM_MIN_SECONDS = envint("TICKETS_FORM_MIN_SECONDS", "3")
+TICKETS_UPLOAD_MAX_FILES = envint("TICKETS_UPLOAD_MAX_FILES", "5")
+TICKETS_FORM_FRAME_ANCESTORS = os.environ.get("TICKETS_FORM_FRAME_ANCESTORS", "'self'")
 
 # Celery: Redis when REDIS_URL (or CELERY_BROKER_URL) is set, otherwise kombu's
 # filesystem transport under var/, which needs no server on a single machine.

@@ -34,8 +34,8 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("healthz/", healthz, name="healthz"),
     path("", include("surveys.urls")),
-    path("", include("automation.urls")),
     path("", include("tickets.urls")),
+    path("", include("automation.urls")),
 ]
 
 admin.site.site_header = _("Safar")

@@ -70,6 +70,8 @@ class ContactSource(models.TextChoices):
     IMPORT = "import", _("Import")
     EVENT = "event", _("Event")
     DEMO = "demo", _("Demo data")
+    # Wrote to support first (an email to the support address, the contact form).
+    SUPPORT = "support", _("Support request")
 
 
 class ImportStatus(models.TextChoices):

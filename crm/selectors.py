@@ -1,5 +1,6 @@
 """Reads. Querysets come back with their relations loaded, so lists never N+1."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection
@@ -159,14 +160,19 @@ def contact_merged_ids(*, contact: Contact) -> list[int]:
     return merged_ids
 
 
-def contact_timeline(*, contact: Contact, limit: int = 50, before=None, user=None) -> list:
+def contact_timeline(
+    *, contact: Contact, limit: int = 50, before=None, user=None, exclude: Iterable[str] = ()
+) -> list:
     """The newest `limit` entries (older than `before`, if given) from every registered
-    timeline provider, newest first. Each provider returns at most `limit` entries itself,
-    so the cost does not grow with the contact's history."""
+    timeline provider, newest first, as far as `user` may see them (None: all); `exclude`:
+    provider keys to leave out (a page that lists those entries apart). Each provider returns at
+    most `limit` entries itself, so the cost does not grow with the contact's history."""
     from . import registry
 
     entries = []
-    for _key, provider in registry.timeline.items():
+    for key, provider in registry.timeline.items():
+        if key in exclude:
+            continue
         entries.extend(provider(contact=contact, limit=limit, before=before, user=user))
     entries.sort(key=lambda entry: entry.at, reverse=True)
     return entries[:limit]

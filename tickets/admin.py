@@ -9,12 +9,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.admin.utils import unquote
-from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.http import FileResponse, Http404, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.functional import cached_property
 from django.utils.html import conditional_escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -199,23 +200,49 @@ class TicketChangeForm(RefusableForm):
             self.fields["status"].help_text = _("From here: %(statuses)s.") % {"statuses": ", ".join(map(str, allowed))}
 
 
+class ReplyKindSelect(forms.RadioSelect):
+    """Public reply or internal note, as two labelled choices: the reply box shows which one
+    before saving (a coloured frame and a sentence, tickets/static/tickets/reply_box.css)."""
+
+    option_template_name = "admin/tickets/ticket/reply_kind_option.html"
+
+
 class CommentForm(forms.ModelForm):
+    is_public = forms.BooleanField(
+        label=_("This is"),
+        required=False,
+        initial=True,
+        widget=ReplyKindSelect(
+            choices=[
+                (True, _("A public reply: the customer will receive it by email")),
+                (False, _("An internal note: only staff see it")),
+            ]
+        ),
+    )
     canned_reply = forms.ModelChoiceField(
         queryset=CannedReply.objects.none(),
         required=False,
         label=_("canned reply"),
-        help_text=_("Used when the body is empty; {first_name} and {ticket} are filled in."),
+        help_text=_(
+            "Inserted into the text, in the customer's language when it has that translation, with "
+            "{first_name}, {agent} and {ticket} filled in; edit it before saving. Without JavaScript it is "
+            "used when the text is empty."
+        ),
     )
 
     class Meta:
         model = TicketComment
         fields = ("is_public", "body")
-        widgets = {"body": forms.Textarea(attrs={"rows": 3, "cols": 60})}
+        widgets = {"body": forms.Textarea(attrs={"rows": 6, "cols": 60})}
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, canned_choices=None, **kwargs):
         super().__init__(*args, **kwargs)
         if "canned_reply" in self.fields:
-            self.fields["canned_reply"].queryset = selectors.canned_replies()
+            field = self.fields["canned_reply"]
+            field.queryset = selectors.canned_replies()
+            if canned_choices is not None:
+                # One entry per reply, not per translation (read once for the page).
+                field.choices = [("", "---------"), *canned_choices]
         if "body" in self.fields:
             self.fields["body"].required = False
 
@@ -303,6 +330,9 @@ class QueuePaginator(CappedCountPaginator):
     tickets. Unfiltered, the planner's estimate is used (core.admin.EstimatedCountPaginator)."""
 
     COUNT_CAP = 1_000
+    # A search counts fewer: a common word ("parcel", one subject in nine at 200,000 tickets) read
+    # ~9,000 subjects through ILIKE to find 1,000 matches (37 ms in PostgreSQL on a busy host).
+    SEARCH_COUNT_CAP = 200
 
     @cached_property
     def count(self):
@@ -374,14 +404,17 @@ class QueueChangeList(ChangeList):
 
 
 class TicketCommentInline(TabularInline):
-    """The conversation, oldest first. Written comments cannot be edited; a new one is a public
-    reply or an internal note, added through tickets.services.ticket_comment."""
+    """The conversation, oldest first, and the reply box. Written comments cannot be edited; a
+    new one is a public reply or an internal note, added through tickets.services.ticket_comment.
+    Public and internal look different, written or being written (comment_inline.html)."""
 
     model = TicketComment
     form = CommentForm
-    fields = ("created_at", "author", "is_public", "body", "canned_reply", "email_delivery")
-    readonly_fields = ("created_at", "author", "email_delivery")
+    template = "admin/tickets/ticket/comment_inline.html"
+    fields = ("created_at", "author", "is_public", "body", "canned_reply")
+    readonly_fields = ("created_at", "author")
     extra = 1
+    max_num = None
     verbose_name = _("reply or note")
     verbose_name_plural = _("conversation")
 
@@ -389,20 +422,15 @@ class TicketCommentInline(TabularInline):
     def canned_reply(self, obj):
         return ""  # only a new comment has one
 
-    @admin.display(description=_("email"))
-    def email_delivery(self, obj):
-        """What became of the email a public reply sent (tickets.mailout), or where a customer's came from."""
-        if obj is None or obj.pk is None:
-            return ""
-        if obj.author_contact_id:
-            return obj.get_via_display()
-        if not obj.delivery:
-            return ""
-        label = obj.get_delivery_display()
-        return f"{label}: {obj.delivery_error}" if obj.delivery_error else label
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("author").order_by("created_at", "id")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("author", "author_contact")
+            .prefetch_related("attachments")
+            .order_by("created_at", "id")
+        )
 
     def has_add_permission(self, request, obj=None):
         if obj is not None and obj.merged_into_id:
@@ -414,6 +442,10 @@ class TicketCommentInline(TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# Timeline providers whose entries the ticket page's customer panel lists on their own.
+PANEL_LISTED_ELSEWHERE = ("journeys.event", "tickets.ticket")
 
 
 @admin.register(Ticket)
@@ -504,15 +536,66 @@ class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
     def get_queryset(self, request):
         return selectors.tickets_visible(user=request.user, queryset=super().get_queryset(request))
 
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        paginator = super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+        if isinstance(paginator, QueuePaginator) and request.GET.get(SEARCH_VAR, "").strip():
+            paginator.COUNT_CAP = QueuePaginator.SEARCH_COUNT_CAP
+        return paginator
+
     def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if term.lstrip("#").isdigit():
-            return queryset.filter(pk=int(term.lstrip("#"))), False
-        return super().get_search_results(request, queryset, search_term)
+        # The API's search (selectors.ticket_search_q): a trigram-indexed substring of the subject,
+        # not Django's icontains over every search field, which reads every ticket.
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(selectors.ticket_search_q(search_term)), False
 
     def get_urls(self):
         view = self.admin_site.admin_view
-        return [path("report/", view(self.report_view), name="tickets_ticket_report"), *super().get_urls()]
+        return [
+            path("report/", view(self.report_view), name="tickets_ticket_report"),
+            path(
+                "<path:object_id>/canned/<int:reply_id>/",
+                view(self.canned_reply_view),
+                name="tickets_ticket_canned_reply",
+            ),
+            path(
+                "<path:object_id>/files/<int:attachment_id>/",
+                view(self.attachment_view),
+                name="tickets_ticket_attachment",
+            ),
+            *super().get_urls(),
+        ]
+
+    def canned_reply_view(self, request, object_id, reply_id):
+        """The canned reply for this ticket, filled in, as JSON {"body", "language"}: the reply box
+        inserts it into the text. Only for someone who may see the ticket and comment on it."""
+        if not request.user.has_perm("tickets.add_ticketcomment"):
+            raise PermissionDenied
+        ticket = self.get_queryset(request).select_related("contact").filter(pk=object_id).first()
+        reply = selectors.canned_replies().filter(pk=reply_id).first()
+        if ticket is None or reply is None:
+            raise Http404
+        chosen = selectors.canned_reply_translation(reply=reply, language=ticket.contact.language)
+        body = selectors.canned_reply_text(reply=chosen, ticket=ticket, agent=request.user)
+        return JsonResponse({"body": body, "language": chosen.language})
+
+    def attachment_view(self, request, object_id, attachment_id):
+        """A file of the ticket, downloaded (never shown inline: the customer sent it)."""
+        ticket = self.get_queryset(request).filter(pk=object_id).first()
+        if ticket is None or not self.has_view_permission(request, ticket):
+            raise Http404
+        attachment = ticket.attachments.filter(pk=attachment_id).first()
+        if attachment is None:
+            raise Http404
+        try:
+            handle = attachment.file.open("rb")
+        except FileNotFoundError:
+            raise Http404 from None
+        response = FileResponse(
+            handle, as_attachment=True, filename=attachment.filename, content_type=attachment.content_type
+        )
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        return response
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "can_report": request.user.has_perm("tickets.view_all_tickets")}
@@ -534,6 +617,15 @@ class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
             return queryset.get(pk=int(unquote(object_id)))
         except (Ticket.DoesNotExist, ValueError):
             return None
+
+    def get_formset_kwargs(self, request, obj, inline, prefix):
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, TicketCommentInline):
+            # The canned replies, read once for the new row and the empty row "add another" copies,
+            # titled in the customer's language.
+            language = obj.contact.language if obj is not None and obj.pk else translation.get_language()
+            kwargs["form_kwargs"] = {"canned_choices": selectors.canned_reply_choices(language=language)}
+        return kwargs
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         kwargs["form"] = TicketChangeForm if obj is not None else TicketAddForm
@@ -645,7 +737,10 @@ class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
                 "enrollments": list(journey_selectors.contact_enrollments(contact_id=contact.pk)[:5]),
                 "events": list(journey_selectors.contact_recent_events(contact_id=contact.pk, limit=5)),
                 "other_tickets": selectors.contact_other_tickets(contact_id=contact.pk, exclude_id=obj.pk, limit=10),
-                "timeline": crm_selectors.contact_timeline(contact=contact, limit=10, user=request.user),
+                # Events and tickets have their own lists above it: not read twice.
+                "timeline": crm_selectors.contact_timeline(
+                    contact=contact, limit=10, user=request.user, exclude=PANEL_LISTED_ELSEWHERE
+                ),
             }
             context["merged_into"] = obj.merged_into_id
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -738,7 +833,7 @@ class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
                 data = comment_form.cleaned_data
                 body = (data.get("body") or "").strip()
                 if not body and data.get("canned_reply"):
-                    body = selectors.canned_reply_text(reply=data["canned_reply"], ticket=ticket)
+                    body = selectors.canned_reply_text(reply=data["canned_reply"], ticket=ticket, agent=request.user)
                 created.append(
                     services.ticket_comment(
                         ticket=ticket, author=request.user, body=body, is_public=data.get("is_public", True)

@@ -1,6 +1,5 @@
 import django_filters as filters
 from django.core.validators import RegexValidator
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -35,10 +34,7 @@ class TicketFilterSet(filters.FilterSet):
         fields: list[str] = []
 
     def filter_q(self, queryset, name, value):
-        value = value.strip()
-        if value.lstrip("#").isdigit():
-            return queryset.filter(Q(pk=int(value.lstrip("#"))) | Q(subject__ilike=value))
-        return queryset.filter(subject__ilike=value)
+        return queryset.filter(selectors.ticket_search_q(value)) if value.strip() else queryset
 
     def filter_assignee(self, queryset, name, value):
         if value == "me":

@@ -45,11 +45,7 @@ from crm.models import Contact
 
 from . import choices, mailout, tokens
 from .models import MAX_BODY_CHARS, InboundEmail, Ticket, TicketComment
-
-try:  # the customer-side services (the "custside" part of issue 15)
-    from .services import attachment_store, ticket_customer_reply, ticket_open_from_customer
-except ImportError:  # STAND-IN until they are merged: see tickets/mail_standins.py
-    from .mail_standins import attachment_store, ticket_customer_reply, ticket_open_from_customer
+from .services import attachment_store, ticket_customer_reply, ticket_open_from_customer
 
 logger = logging.getLogger(__name__)
 

@@ -197,7 +197,9 @@ class Team(TimeStampedModel):
 
 
 class CannedReply(TimeStampedModel):
-    """A ready answer. {first_name} and {ticket} are filled in when it is used."""
+    """A ready answer. {first_name} (the customer's), {agent} (the agent's first name) and {ticket}
+    (the ticket's number) are filled in when it is used. Translations of one answer share its
+    title: the customer gets the one in their language when there is one."""
 
     title = models.CharField(_("title"), max_length=100)
     language = models.CharField(_("language"), max_length=8, choices=settings.LANGUAGES, default="en")

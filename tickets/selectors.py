@@ -15,7 +15,7 @@ from core.statistics import percentile
 from journeys.models import Stage
 
 from . import choices, sla
-from .models import CannedReply, SLAPolicy, Ticket, TicketComment, TicketStatusChange
+from .models import CannedReply, SLAPolicy, Ticket, TicketAttachment, TicketComment, TicketStatusChange
 
 User = get_user_model()
 
@@ -74,6 +74,18 @@ def at_risk_q(now: datetime) -> Q:
     )
 
 
+def ticket_search_q(term: str) -> Q:
+    """The tickets a search names: `#123` or `123` is that ticket (or a subject holding the
+    number); other words are a substring of the subject. `ilike` (core.lookups), which the
+    trigram index on the subject serves on PostgreSQL (tickets/migrations, custside_subject_trgm),
+    so a search that matches nothing does not read the table. The API's `q` and the admin's
+    search both use it."""
+    term = term.strip()
+    if term.lstrip("#").isdigit():
+        return Q(pk=int(term.lstrip("#")[:18])) | Q(subject__ilike=term)
+    return Q(subject__ilike=term)
+
+
 def contact_other_tickets(*, contact_id: int, exclude_id: int | None = None, limit: int = 10) -> list[Ticket]:
     rows = Ticket.objects.filter(contact_id=contact_id).select_related("assignee").order_by("-created_at", "-id")
     if exclude_id is not None:
@@ -89,11 +101,41 @@ def canned_replies() -> QuerySet[CannedReply]:
     return CannedReply.objects.filter(is_active=True).order_by("title", "language")
 
 
-def canned_reply_text(*, reply: CannedReply, ticket: Ticket) -> str:
-    """The reply with {first_name} and {ticket} filled in. Other braces are left as written
-    (str.format would fail on them)."""
-    first_name = ticket.contact.first_name or ticket.contact.last_name or ""
-    return reply.body.replace("{first_name}", first_name).replace("{ticket}", str(ticket.pk)).strip()
+def canned_reply_choices(*, language: str) -> list[tuple[int, str]]:
+    """One choice per canned reply, whatever the number of its translations (translations of a
+    reply share its title): the translation in `language` when there is one. One query."""
+    groups: dict[str, list[CannedReply]] = {}
+    for reply in canned_replies().only("pk", "title", "language"):
+        groups.setdefault(reply.title, []).append(reply)
+    choices_ = []
+    for title, replies in groups.items():
+        chosen = next((r for r in replies if r.language == language), replies[0])
+        languages = ", ".join(r.language for r in replies)
+        choices_.append((chosen.pk, f"{title} ({languages})"))
+    return choices_
+
+
+def canned_reply_translation(*, reply: CannedReply, language: str) -> CannedReply:
+    """The translation of the reply (same title) in `language`, or the reply itself."""
+    if reply.language == language:
+        return reply
+    return canned_replies().filter(title=reply.title, language=language).first() or reply
+
+
+def canned_reply_text(*, reply: CannedReply, ticket: Ticket, agent=None) -> str:
+    """The reply in the customer's language when it has that translation, with {first_name}
+    (the customer's), {agent} (the agent's first name, or username) and {ticket} (the ticket's
+    number) filled in. Other braces are left as written (str.format would fail on them)."""
+    contact = ticket.contact
+    reply = canned_reply_translation(reply=reply, language=contact.language)
+    first_name = contact.first_name or contact.last_name or ""
+    agent_name = (agent.first_name or agent.get_username()) if agent is not None else ""
+    return (
+        reply.body.replace("{first_name}", first_name)
+        .replace("{agent}", agent_name)
+        .replace("{ticket}", str(ticket.pk))
+        .strip()
+    )
 
 
 # --- the report -----------------------------------------------------------------------------------------------
@@ -234,3 +276,49 @@ def contact_has_open_ticket(*, contact_id: int, exclude_ticket_id: int | None = 
     if exclude_ticket_id is not None:
         tickets = tickets.exclude(pk=exclude_ticket_id)
     return tickets.exists()
+
+
+# --- the customer's side ------------------------------------------------------------------------------------
+
+
+def ticket_for_customer_page(*, ticket_id: int) -> Ticket | None:
+    """The ticket a customer's link names, with what their page shows of the contact."""
+    return (
+        Ticket.objects.select_related("contact")
+        .only(
+            "pk",
+            "subject",
+            "status",
+            "merged_into_id",
+            "created_at",
+            "contact__first_name",
+            "contact__last_name",
+            "contact__email",
+            "contact__language",
+            "contact__timezone",
+            "contact__erased_at",
+        )
+        .filter(pk=ticket_id)
+        .first()
+    )
+
+
+def ticket_public_conversation(*, ticket: Ticket) -> list[TicketComment]:
+    """The public comments of a ticket, oldest first, with their files: what the customer sees.
+    Never an internal note. Two queries."""
+    return list(
+        ticket.comments.filter(is_public=True)
+        .select_related("author")
+        .only("pk", "body", "created_at", "via", "author_contact_id", "author__first_name", "author__username")
+        .prefetch_related("attachments")
+        .order_by("created_at", "id")
+    )
+
+
+def attachment_for_customer(*, ticket_id: int, attachment_id: int) -> TicketAttachment | None:
+    """A file the customer may download from their page: on their ticket, on a public comment."""
+    return (
+        TicketAttachment.objects.filter(pk=attachment_id, ticket_id=ticket_id, comment__is_public=True)
+        .only("pk", "file", "filename", "content_type", "size")
+        .first()
+    )

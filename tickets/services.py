@@ -9,7 +9,10 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.core.mail import EmailMessage
+from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
@@ -20,11 +23,24 @@ from django.utils.translation import gettext as _
 from core.exceptions import DomainError
 from core.models import Notification
 from core.services import audit_log_record, notifications_send
+from crm import choices as crm_choices
+from crm import services as crm_services
+from crm.models import Contact
 from journeys import selectors as journey_selectors
 
-from . import choices, mailout, notifications, routing, sla
-from .models import BusinessCalendar, SLAPolicy, SLATarget, Team, Ticket, TicketComment, TicketStatusChange
-from .signals import ticket_resolved
+from . import attachments, choices, mailout, notifications, routing, sla
+from .models import (
+    MAX_BODY_CHARS,
+    BusinessCalendar,
+    SLAPolicy,
+    SLATarget,
+    Team,
+    Ticket,
+    TicketAttachment,
+    TicketComment,
+    TicketStatusChange,
+)
+from .signals import ticket_opened_by_customer, ticket_resolved
 
 User = get_user_model()
 logger = logging.getLogger(__name__)
@@ -253,7 +269,9 @@ def ticket_change_status(*, ticket: Ticket, status: str, actor, note: str = "") 
     return _change_status(ticket, status=status, actor=actor, note=note)
 
 
-def _change_status(ticket: Ticket, *, status: str, actor, note: str = "", merged: bool = False) -> Ticket:
+def _change_status(
+    ticket: Ticket, *, status: str, actor, note: str = "", merged: bool = False, by_customer: bool = False
+) -> Ticket:
     if status not in choices.Status.values:
         raise InvalidTicketMove(_("Unknown status."), field="status")
     if ticket.merged_into_id and not merged:
@@ -270,6 +288,7 @@ def _change_status(ticket: Ticket, *, status: str, actor, note: str = "", merged
     if (
         done
         and not merged
+        and not by_customer  # the customer may say it is solved before anyone answered
         and ticket.sla_policy.resolution_comment_required
         and not ticket.comments.filter(is_public=True, author__isnull=False).exists()
     ):
@@ -372,6 +391,198 @@ def ticket_merge(*, source: Ticket, target: Ticket, actor) -> Ticket:
         actor=actor, action="ticket.merge", obj=target, data={"merged": source.pk, "comments_moved": moved}
     )
     return target
+
+
+# The customer's side: their replies (by email, on their ticket page), the contact form, files.
+# The status log's note for the moves the customer makes (its actor is empty: no staff user).
+CUSTOMER_NOTE = "customer"
+# The ticket channel a customer's new ticket arrives by.
+VIA_CHANNEL = {
+    choices.Via.EMAIL: choices.Channel.EMAIL,
+    choices.Via.PORTAL: choices.Channel.WEB,
+    choices.Via.FORM: choices.Channel.WEB,
+}
+
+
+class AttachmentRefused(DomainError):
+    code = "attachment_refused"
+
+
+def _check_files(files: Iterable) -> tuple[list[attachments.IncomingFile], list[str]]:
+    """Read and check every file before anything is written: (acceptable files, refusal reasons)."""
+    accepted, refused = [], []
+    for file in files or ():
+        file = attachments.incoming(file)
+        try:
+            attachments.check(file, max_bytes=settings.TICKETS_ATTACHMENT_MAX_BYTES)
+        except attachments.AttachmentRefused as exc:
+            refused.append(exc.reason)
+        else:
+            accepted.append(file)
+    return accepted, refused
+
+
+def attachment_store(
+    *, ticket: Ticket, comment: TicketComment | None, name: str, content_type: str, data: bytes
+) -> TicketAttachment:
+    """Store one file on a ticket (and the comment that brought it) under MEDIA_ROOT
+    tickets/<ticket id>/. Refuses (AttachmentRefused, field "files") a file over
+    TICKETS_ATTACHMENT_MAX_BYTES, an empty one, and any type but images, PDF, text and office
+    documents, judged by name, declared type and first bytes (tickets.attachments)."""
+    try:
+        filename, canonical_type = attachments.check(
+            attachments.IncomingFile(name, content_type, data), max_bytes=settings.TICKETS_ATTACHMENT_MAX_BYTES
+        )
+    except attachments.AttachmentRefused as exc:
+        raise AttachmentRefused(exc.reason, field="files") from exc
+    attachment = TicketAttachment(
+        ticket=ticket, comment=comment, filename=filename, content_type=canonical_type, size=len(data)
+    )
+    attachment.file.save(filename, ContentFile(data), save=False)
+    try:
+        attachment.save()
+    except Exception:
+        attachment.file.storage.delete(attachment.file.name)
+        raise
+    # Django has no rollback hook: a transaction that rolls back later leaves the file, not the row.
+    return attachment
+
+
+def _store_files(ticket: Ticket, comment: TicketComment, files: list[attachments.IncomingFile]) -> None:
+    for file in files:
+        attachment_store(ticket=ticket, comment=comment, name=file.name, content_type=file.content_type, data=file.data)
+
+
+def _note_refused(ticket: Ticket, refused: list[str]) -> None:
+    if refused:
+        body = _("Attachments refused:") + "\n" + "\n".join(f"- {reason}" for reason in refused)
+        TicketComment.objects.create(ticket=ticket, author=None, is_public=False, body=body[:MAX_BODY_CHARS])
+
+
+@transaction.atomic
+def ticket_customer_reply(
+    *, ticket: Ticket, contact, body: str, via: str, files: Iterable = (), skip_refused_files: bool = False
+) -> TicketComment:
+    """A public comment from the customer (by email, on their ticket page). A pending ticket
+    (waiting for the customer) goes back to open, so its SLA clock resumes; a resolved one is
+    reopened. A merged ticket's reply lands on the ticket it was merged into. A closed ticket
+    takes no reply (DomainError "closed": open a new ticket instead).
+
+    `files`: IncomingFile, (name, content_type, data) tuples or uploaded files. A refused file
+    refuses the whole reply (AttachmentRefused), unless `skip_refused_files`: then the reply is
+    kept and an internal note says which files were refused and why (the email path)."""
+    if via not in (choices.Via.EMAIL, choices.Via.PORTAL, choices.Via.FORM):
+        raise ValueError(f"ticket_customer_reply(): a customer does not write via {via!r}")
+    accepted, refused = _check_files(files)
+    if refused and not skip_refused_files:
+        raise AttachmentRefused(" ".join(refused), field="files")
+    ticket = _lock(ticket)
+    for _hop in range(5):  # follow merges (a chain is short; a cycle cannot be made)
+        if not ticket.merged_into_id:
+            break
+        ticket = _lock(Ticket(pk=ticket.merged_into_id))
+    if ticket.status == choices.Status.CLOSED:
+        raise DomainError(_("This ticket is closed; open a new one."), code="closed", field="body")
+    body = body.strip()
+    if not body and accepted:
+        body = _("(attachments only)")
+    comment = TicketComment(ticket=ticket, author=None, author_contact=contact, body=body, is_public=True, via=via)
+    comment.full_clean()
+    comment.save()
+    _store_files(ticket, comment, accepted)
+    _note_refused(ticket, refused)
+    fields = []
+    if ticket.status == choices.Status.PENDING:
+        _log_status(ticket, to_status=choices.Status.OPEN, actor=None, at=comment.created_at, note=CUSTOMER_NOTE)
+        fields.append("status")
+    elif ticket.status == choices.Status.RESOLVED:
+        _change_status(ticket, status=choices.Status.OPEN, actor=None, note=CUSTOMER_NOTE)
+    fields += _refresh_sla(ticket)
+    _save(ticket, None, fields)
+    return comment
+
+
+@transaction.atomic
+def ticket_open_from_customer(
+    *,
+    email: str,
+    name: str,
+    subject: str,
+    body: str,
+    via: str,
+    files: Iterable = (),
+    language: str | None = None,
+    skip_refused_files: bool = False,
+) -> Ticket:
+    """A ticket the customer opens (an email to the support address, the contact form). The
+    contact is found by address (case-insensitive) or created with the name and language given;
+    an existing contact's name and language are left as they are. The body is the ticket's
+    description and its first public comment from the customer, which carries the files. After
+    commit, tickets.signals.ticket_opened_by_customer is sent (the acknowledgment email's hook)."""
+    address = crm_services.normalize_email(email)
+    if not address:
+        raise DomainError(_("Enter your email address."), code="no_email", field="email")
+    try:
+        validate_email(address)
+    except ValidationError as exc:
+        raise DomainError(_("Enter a valid email address."), code="bad_email", field="email") from exc
+    accepted, refused = _check_files(files)
+    if refused and not skip_refused_files:
+        raise AttachmentRefused(" ".join(refused), field="files")
+    contact = Contact.objects.filter(email__iexact=address).order_by("pk").first()
+    if contact is None:
+        first, _space, last = " ".join((name or "").split()).partition(" ")
+        fields = {"email": address, "first_name": first[:100], "last_name": last[:100]}
+        if language in crm_choices.Language.values:
+            fields["language"] = language
+        try:
+            with transaction.atomic():
+                contact = crm_services.contact_create(actor=None, source=crm_choices.ContactSource.SUPPORT, **fields)
+        except ValidationError:
+            # Another request created this address first.
+            contact = Contact.objects.filter(email__iexact=address).order_by("pk").first()
+            if contact is None:
+                raise
+    subject = " ".join((subject or "").split())[: Ticket._meta.get_field("subject").max_length]
+    if not subject:
+        subject = _("(no subject)")
+    ticket = ticket_create(
+        contact=contact,
+        subject=subject,
+        description=body[:MAX_BODY_CHARS],
+        channel=VIA_CHANNEL.get(via, choices.Channel.WEB),
+        actor=None,
+    )
+    comment = TicketComment(
+        ticket=ticket,
+        author=None,
+        author_contact=contact,
+        body=(body.strip() or subject)[:MAX_BODY_CHARS],
+        is_public=True,
+        via=via,
+    )
+    comment.full_clean()
+    comment.save()
+    _store_files(ticket, comment, accepted)
+    _note_refused(ticket, refused)
+    ticket_id = ticket.pk
+    transaction.on_commit(
+        lambda: ticket_opened_by_customer.send(sender=Ticket, ticket_id=ticket_id, via=via), robust=True
+    )
+    return ticket
+
+
+@transaction.atomic
+def ticket_resolve_by_customer(*, ticket: Ticket, contact) -> Ticket:
+    """The customer says the ticket is solved (the button on their page): resolved, with the
+    status log's note saying it was the customer (no staff actor). Already resolved or closed:
+    nothing changes."""
+    ticket = _lock(ticket)
+    if ticket.merged_into_id or ticket.status in choices.DONE:
+        return ticket
+    ticket = _change_status(ticket, status=choices.Status.RESOLVED, actor=None, note=CUSTOMER_NOTE, by_customer=True)
+    audit_log_record(actor=None, action="ticket.resolved_by_customer", obj=ticket, data={"contact": contact.pk})
+    return ticket
 
 
 def tickets_sla_check(*, now: datetime | None = None) -> dict[str, int]:

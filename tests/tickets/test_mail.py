@@ -21,8 +21,8 @@ from django.urls import reverse
 from tests.factories import ContactFactory
 from tests.tickets.mailkit import DOVECOT, Dovecot, SmtpServer
 from tickets import imap, inbound, mailout, services, tasks, tokens
+from tickets.hooks import sign
 from tickets.models import InboundEmail, Ticket, TicketAttachment, TicketComment
-from tickets.views import sign
 
 SUPPORT = "support@desk.example"
 

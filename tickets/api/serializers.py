@@ -143,10 +143,6 @@ class TicketDetailSerializer(TicketSerializer):
         ).data
 
 
-# Where a comment came from and what became of its email (set by tickets.mailout and tickets.inbound).
-EMAIL_FIELDS = ["author_contact", "via", "message_id", "delivery", "delivery_error", "sent_at"]
-
-
 class TicketCommentSerializer(serializers.ModelSerializer):
     body = serializers.CharField(
         max_length=MAX_BODY_CHARS,
@@ -164,8 +160,53 @@ class TicketCommentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TicketComment
-        fields = ["id", "ticket", "author", "body", "is_public", "canned_reply", "created_at", *EMAIL_FIELDS]
-        read_only_fields = ["ticket", "author", "created_at", *EMAIL_FIELDS]
+        fields = [
+            "id",
+            "ticket",
+            "author",
+            "author_contact",
+            "via",
+            "body",
+            "is_public",
+            "canned_reply",
+            "delivery",
+            "delivery_error",
+            "sent_at",
+            "message_id",
+            "created_at",
+        ]
+        # Where the comment came from and what became of its email are written by the services
+        # (the customer's replies, the outgoing mail), never by a client.
+        read_only_fields = [
+            "ticket",
+            "author",
+            "author_contact",
+            "via",
+            "delivery",
+            "delivery_error",
+            "sent_at",
+            "message_id",
+            "created_at",
+        ]
+        extra_kwargs = {
+            "author": {"help_text": _("The staff user who wrote it; null when the customer did.")},
+            "author_contact": {
+                "help_text": _("The contact who wrote it (by email, on their ticket page or the contact form).")
+            },
+            "via": {
+                "help_text": _(
+                    "Where it came from: agent (admin or API), email, portal (the customer's ticket page) or form."
+                )
+            },
+            "delivery": {
+                "help_text": _(
+                    "The email of a public reply to the customer: empty (not sent by email: an internal note or "
+                    "the customer's own comment), queued, sent, failed or bounced."
+                )
+            },
+            "delivery_error": {"help_text": _("Why the email failed or bounced, as the mail server said.")},
+            "sent_at": {"help_text": _("When the mail server accepted the email.")},
+        }
 
     def validate(self, attrs):
         if not attrs.get("body", "").strip() and not attrs.get("canned_reply"):

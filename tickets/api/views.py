@@ -162,7 +162,7 @@ class TicketViewSet(
             data = serializer.validated_data
             body = data.get("body", "").strip()
             if not body and data.get("canned_reply"):
-                body = selectors.canned_reply_text(reply=data["canned_reply"], ticket=ticket)
+                body = selectors.canned_reply_text(reply=data["canned_reply"], ticket=ticket, agent=request.user)
             comment = services.ticket_comment(
                 ticket=ticket, author=request.user, body=body, is_public=data.get("is_public", True)
             )
