@@ -113,7 +113,7 @@ def test_export_contains_the_contacts_data_consents_and_history(sara, alice, dav
 
 
 def test_export_includes_the_output_of_registered_exporters(sara, dave, register):
-    register(registry.exporters, "tickets", lambda *, contact: [{"id": 1, "contact": contact.pk}])
+    register(registry.exporters, "tickets", lambda *, contact, user=None: [{"id": 1, "contact": contact.pk}])
 
     data = contact_export(contact=sara, actor=dave)
 

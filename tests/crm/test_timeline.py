@@ -12,7 +12,7 @@ def test_timeline_merges_providers_newest_first_and_respects_the_limit(db):
     for day in (1, 3, 5):
         ConsentFactory(contact=contact, occurred_at=base + timedelta(days=day))
 
-    def tickets(*, contact, limit, before=None):
+    def tickets(*, contact, limit, before=None, user=None):
         return [registry.TimelineEntry(at=base + timedelta(days=d), kind="ticket", title=f"t{d}") for d in (2, 4)]
 
     registry.timeline.register("test.tickets", tickets)

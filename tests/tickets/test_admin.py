@@ -296,7 +296,7 @@ def test_timeline_entries_of_unknown_kinds_render_generically(agent_client, bob)
 
     ticket = make(bob)
 
-    def answers(*, contact, limit, before=None):
+    def answers(*, contact, limit, before=None, user=None):
         return [registry.TimelineEntry(at=timezone.now(), kind="survey_answer", title=f"NPS 9 {XSS}", channel="email")]
 
     registry.timeline.register("tests.answers", answers)
