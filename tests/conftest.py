@@ -135,3 +135,31 @@ def _empty_cache():
     ingest_setup_forget()  # journeys' rules, stages and touchpoints
     ingest_keys_forget()
     yield
+
+
+@pytest.fixture
+def default_sla_policy(db):
+    """The default SLA policy a ticket needs. Migrations seed one; a transactional test that ran
+    before (after the browser tests, serialized_rollback cannot restore it) may have flushed it."""
+    from datetime import time
+
+    from tickets.models import BusinessCalendar, BusinessHours, SLAPolicy, SLATarget
+
+    policy = SLAPolicy.objects.filter(is_default=True).first()
+    if policy is not None:
+        return policy
+    calendar, _created = BusinessCalendar.objects.get_or_create(
+        name="Monday-Friday (tests)", defaults={"timezone": "UTC"}
+    )
+    for weekday in range(5):
+        BusinessHours.objects.get_or_create(calendar=calendar, weekday=weekday, start_time=time(9), end_time=time(17))
+    policy = SLAPolicy.objects.create(name="Default (tests)", calendar=calendar, is_default=True)
+    for priority in ("low", "normal", "high", "urgent"):
+        SLATarget.objects.create(
+            policy=policy,
+            priority=priority,
+            first_response_minutes=240,
+            next_response_minutes=480,
+            resolution_minutes=2400,
+        )
+    return policy

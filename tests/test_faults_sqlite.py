@@ -24,16 +24,16 @@ WRITERS = 24  # contacts created through the API while the invitations go out
 SETUP = """
 import json
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from crm.models import Contact, Segment
 from surveys.models import Survey
 user = User.objects.create_superuser("ops-manager", password="x")
-token = Token.objects.create(user=user)
+_instance, token = AuthToken.objects.create(user)
 for n in range(%(contacts)d):
     Contact.objects.create(email=f"sqlite{n}@example.com", first_name=f"S{n}", language="fa")
 segment = Segment.objects.create(name="Persian speakers", filters={"language": ["fa"]})
 survey = Survey.objects.create(name="NPS sqlite", kind="nps", question={"en": "How likely?"}, is_active=True)
-print(json.dumps({"token": token.key, "segment": segment.pk, "survey": survey.pk}))
+print(json.dumps({"token": token, "segment": segment.pk, "survey": survey.pk}))
 """
 
 

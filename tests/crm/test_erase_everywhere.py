@@ -52,7 +52,7 @@ def traces(dump: str) -> list[str]:
     return found
 
 
-def test_after_an_erase_no_table_holds_the_persons_name_email_or_phone(world, dave):
+def test_after_an_erase_no_table_holds_the_persons_name_email_or_phone(world, dave, default_sla_policy):
     # given a person who appears in every app...
     person = ContactFactory(first_name=FIRST, last_name=LAST, email=EMAIL, phone=f"+98{PHONE_DIGITS}")
     made = give_everything(person, world, age=2)

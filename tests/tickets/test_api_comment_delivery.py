@@ -47,7 +47,8 @@ def test_clients_cannot_set_delivery_author_or_channel(api, bob):
     )
     assert response.status_code == 201, response.content
     comment = TicketComment.objects.get(pk=response.json()["id"])
-    assert (comment.delivery, comment.via, comment.author_contact, comment.sent_at) == ("", "agent", None, None)
+    # what the client sent is ignored: an agent's public reply, queued for email by the service
+    assert (comment.delivery, comment.via, comment.author_contact, comment.sent_at) == ("queued", "agent", None, None)
 
 
 def test_the_schema_documents_the_delivery_fields(api, dave):

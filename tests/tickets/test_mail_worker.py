@@ -36,7 +36,7 @@ def wait_for(check, what: str, worker):
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_sends_the_reply_and_polls_the_answer_back(bob, celery_eager, settings):
+def test_a_real_worker_sends_the_reply_and_polls_the_answer_back(bob, celery_eager, settings, default_sla_policy):
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url:
         pytest.skip("REDIS_URL is not set: the real-worker test needs a Redis broker")

@@ -16,8 +16,8 @@ CHANGELIST = reverse("admin:tickets_ticket_changelist")
 # Session, user, permissions (2); the ticket, its tags, canned replies, comments, their files;
 # enrollments, recent events, other tickets; the timeline without the events and tickets listed
 # above it (consents, stage moves, answers, messages: one each); the SLA clock (log, replies,
-# holidays, target); the content type for the history link (cached per process after the first).
-TICKET_PAGE_MAX_QUERIES = 21
+# working hours, holidays, target); the content type for the history link (cached per process after the first).
+TICKET_PAGE_MAX_QUERIES = 22
 
 
 @pytest.fixture
