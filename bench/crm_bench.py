@@ -188,7 +188,7 @@ def ensure_users():
     """A superuser for the requests, and five sales reps so demo contacts have owners."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     User = get_user_model()
     admin, _created = User.objects.get_or_create(
@@ -201,8 +201,8 @@ def ensure_users():
             user.set_unusable_password()
             user.save()
             user.groups.add(sales)
-    token, _created = Token.objects.get_or_create(user=admin)
-    return admin, token.key
+    _instance, token = AuthToken.objects.create(admin)  # expires (API_TOKEN_TTL); one per run
+    return admin, token
 
 
 def ensure_seed(count: int) -> None:

@@ -108,7 +108,7 @@ def ensure_agents():
     support role in the team (round-robin skips them), and the team."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     from tickets.models import Team
 
@@ -126,8 +126,8 @@ def ensure_agents():
         agents.append(user)
     team, _created = Team.objects.get_or_create(name="Bench tier 1")
     team.members.add(*agents, *User.objects.filter(username__startswith="bench_sales_")[:2])
-    token, _created = Token.objects.get_or_create(user=agents[0])
-    return agents, team, token.key
+    _instance, token = AuthToken.objects.create(agents[0])  # expires (API_TOKEN_TTL); one per run
+    return agents, team, token
 
 
 def _pick(rng: random.Random, mix: dict[str, int]) -> str:
