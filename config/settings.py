@@ -438,7 +438,9 @@ CRM_IMPORT_STALE_SECONDS = envint("CRM_IMPORT_STALE_SECONDS", "180")
 AUTOMATION_REFERRAL_REWARD_STAGE = os.environ.get("AUTOMATION_REFERRAL_REWARD_STAGE", "purchase")
 AUTOMATION_REFERRAL_REWARD_AMOUNT = os.environ.get("AUTOMATION_REFERRAL_REWARD_AMOUNT", "10.00")
 AUTOMATION_REFERRAL_LANDING_URL = os.environ.get("AUTOMATION_REFERRAL_LANDING_URL", SITE_URL + "/")
-DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", str(5 * 1024 * 1024))
+# The largest request body read at all: the events endpoint's documented limit (a larger one is a
+# JSON 413 under /api/, core.errors).
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", str(JOURNEYS_MAX_BODY_BYTES))
 
 # Security: production values unless DEBUG is on.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
