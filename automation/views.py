@@ -13,18 +13,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from core import webhooks
 from core.exceptions import DomainError
+from core.public_pages import private
 from crm import selectors as crm_selectors
 
 from . import services
-
-
-def _private(response: HttpResponse) -> HttpResponse:
-    response["Referrer-Policy"] = "no-referrer"
-    response["Cache-Control"] = "no-store"
-    response["X-Robots-Tag"] = "noindex"
-    if response.status_code >= 400:
-        response._has_been_logged = True  # keep the token out of the log
-    return response
 
 
 @csrf_exempt  # mail clients POST without a session; the signed token is the authority (RFC 8058)
@@ -32,7 +24,7 @@ def _private(response: HttpResponse) -> HttpResponse:
 def unsubscribe(request, token: str):
     found = services.unsubscribe_read(token)
     if found is None:
-        return _private(render(request, "automation/unsubscribe.html", {"state": "unknown"}, status=404))
+        return private(render(request, "automation/unsubscribe.html", {"state": "unknown"}, status=404))
     contact, channel = found
     language = contact.language or settings.LANGUAGE_CODE
     with translation.override(language):
@@ -42,14 +34,14 @@ def unsubscribe(request, token: str):
         else:
             state = "confirm"
         context = {"state": state, "channel": channel, "rtl": translation.get_language_bidi(), "language": language}
-        return _private(render(request, "automation/unsubscribe.html", context))
+        return private(render(request, "automation/unsubscribe.html", context))
 
 
 def referral(request, code: str):
     """A referral link: on to the landing page with the code, which the signup event sends back."""
     if crm_selectors.contact_by_referral_code(code) is None:
-        return _private(HttpResponse(status=404))
-    return _private(HttpResponseRedirect(f"{settings.AUTOMATION_REFERRAL_LANDING_URL}?{urlencode({'ref': code})}"))
+        return private(HttpResponse(status=404))
+    return private(HttpResponseRedirect(f"{settings.AUTOMATION_REFERRAL_LANDING_URL}?{urlencode({'ref': code})}"))
 
 
 @csrf_exempt

@@ -3,88 +3,28 @@
 Every reply carries Referrer-Policy: no-referrer (the token is in the URL) and is never cached;
 error replies are marked as logged so Django does not write the path, and with it the token,
 to the log. That includes the CSRF and wrong-method refusals, which Django would log with the
-path: the `public_page` decorator checks both itself."""
-
-import functools
-import logging
+path: the `public_page` decorator (core.public_pages) checks both itself."""
 
 from django.conf import settings
-from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
-from django.middleware.csrf import CsrfViewMiddleware
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.urls import get_callable, reverse
+from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.decorators import decorator_from_middleware
 from django.utils.translation import gettext as _
-from django.views.decorators.csrf import csrf_exempt
 
 from core.exceptions import DomainError
-from core.throttling import count_hits
+from core.public_pages import client_ip, private, public_page, throttled
 
 from . import selectors, services, tokens
 from .models import Invitation, Response
 
-security_log = logging.getLogger("django.security.csrf")
-
-
-class _QuietCsrf(CsrfViewMiddleware):
-    """Django's CSRF check, logging the refusal without the path (it holds the token).
-
-    The page sends no referrer, so browsers send its form with `Origin: null` (Fetch standard);
-    Django would refuse every real answer for that. The CSRF cookie and form token must still
-    match, and the link's own token is a secret an attacker would need anyway."""
-
-    def _origin_verified(self, request):
-        return request.META.get("HTTP_ORIGIN") == "null" or super()._origin_verified(request)
-
-    def _reject(self, request, reason):
-        response = get_callable(settings.CSRF_FAILURE_VIEW)(request, reason=reason)
-        response._has_been_logged = True
-        security_log.warning("Forbidden (%s): a survey page", reason)
-        return response
-
-
-_csrf_protect_quietly = decorator_from_middleware(_QuietCsrf)
-
-
-def _private(response: HttpResponse) -> HttpResponse:
-    response["Referrer-Policy"] = "no-referrer"
-    response["Cache-Control"] = "no-store"
-    if response.status_code >= 400:
-        response._has_been_logged = True  # keep the token out of django.request's log
-    return response
-
-
-def public_page(methods: list[str], *, csrf: bool):
-    """A survey page: only these methods, CSRF checked when asked, and every reply (errors
-    included) private and kept out of the request log."""
-
-    def decorator(view):
-        inner = _csrf_protect_quietly(view) if csrf else view
-
-        @csrf_exempt  # the site-wide middleware would log the path; `inner` checks instead
-        @functools.wraps(view)
-        def wrapper(request, *args, **kwargs):
-            if request.method not in methods:
-                return _private(HttpResponseNotAllowed(methods))
-            return _private(inner(request, *args, **kwargs))
-
-        return wrapper
-
-    return decorator
-
 
 def _throttled(request, nonce: str | None) -> int | None:
-    """Seconds to wait when this IP or this link asked too often in the last minute.
-    Counters live in the cache (Redis in production), so every process shares them atomically."""
-    checks = [(f"surveys:ip:{request.META.get('REMOTE_ADDR', '')}", settings.SURVEYS_RATE_PER_IP)]
+    """Seconds to wait when this IP or this link asked too often in the last minute."""
+    checks = [(f"surveys:ip:{client_ip(request)}", settings.SURVEYS_RATE_PER_IP)]
     if nonce:
         checks.append((f"surveys:token:{nonce}", settings.SURVEYS_RATE_PER_TOKEN))
-    window = 60
-    counts = count_hits([key for key, _limit in checks], window)
-    if any(count > limit for count, (_key, limit) in zip(counts, checks, strict=True)):
-        return window
-    return None
+    return throttled(checks)
 
 
 def _page(request, template: str, context: dict, *, status: int = 200, language: str | None = None) -> HttpResponse:
@@ -98,7 +38,7 @@ def _page(request, template: str, context: dict, *, status: int = 200, language:
         response = render(request, template, context, status=status)
     response["X-Robots-Tag"] = "noindex"
     response["Content-Language"] = language
-    return _private(response)
+    return private(response)
 
 
 def _problem(request, kind: str, *, status: int, language: str | None = None) -> HttpResponse:
@@ -167,7 +107,7 @@ def answer(request, token: str):
     except DomainError as exc:
         context = _answer_context(invitation, errors={exc.field: exc.message}, posted=request.POST)
         return _page(request, "surveys/answer.html", context, status=400, language=language)
-    return _private(HttpResponseRedirect(request.path, status=303))
+    return private(HttpResponseRedirect(request.path, status=303))
 
 
 @public_page(["GET"], csrf=False)
@@ -193,4 +133,4 @@ def one_click(request, token: str, score: int):
 
 
 def _redirect(url: str) -> HttpResponse:
-    return _private(HttpResponseRedirect(url, status=303))
+    return private(HttpResponseRedirect(url, status=303))

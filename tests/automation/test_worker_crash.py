@@ -11,9 +11,7 @@ Needs REDIS_URL (CI: redis://127.0.0.1:6379/15) and PostgreSQL (the workers are 
 
 import collections
 import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 import zoneinfo
@@ -27,8 +25,8 @@ from automation.models import Message, WorkflowRun
 from automation.playbook import install_playbook
 from crm.models import Consent, Contact
 from journeys.ingest import events_ingest
+from tests.processes import Workers
 
-ROOT = Path(__file__).resolve().parents[2]
 CONCURRENCY = 4
 CLAIM_TIMEOUT = 15  # seconds before a run claimed by a dead worker is claimed again
 
@@ -45,97 +43,30 @@ def redis_url():
     return url
 
 
-def database_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-class Cluster:
-    """A beat and workers of our own, on a queue of our own (other test runs share Redis)."""
+class Cluster(Workers):
+    """A beat and workers of our own, on a queue of our own (other test runs share Redis),
+    mailing through the test's SMTP sink."""
 
     def __init__(self, redis_url: str, smtp_port: int, logs: Path):
-        self.queue = f"test-automation-{uuid.uuid4().hex[:12]}"
-        self.logs = logs
-        self.processes: list[subprocess.Popen] = []
-        self.env = {
-            **os.environ,
-            # The production settings (the test settings keep mail in memory), with test values.
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "SECRET_KEY": "test-only-secret-key-not-for-production",
-            "DEBUG": "0",
-            "DATABASE_URL": database_url(),
-            "DATABASE_CONN_MAX_AGE": "0",
-            "REDIS_URL": redis_url,
-            "CELERY_BROKER_URL": redis_url,
-            "CELERY_TASK_ALWAYS_EAGER": "0",
-            "CELERY_TASK_DEFAULT_QUEUE": self.queue,
-            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-            "EMAIL_HOST": "127.0.0.1",
-            "EMAIL_PORT": str(smtp_port),
-            "EMAIL_TIMEOUT": "10",
-            "AUTOMATION_CLAIM_EVERY_SECONDS": "1",
-            "AUTOMATION_CLAIM_TIMEOUT_SECONDS": str(CLAIM_TIMEOUT),
-            "PYTHONPATH": str(ROOT),
-        }
-
-    def _start(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", *args],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: SIGKILL reaches the pool's children too
+        queue = f"test-automation-{uuid.uuid4().hex[:12]}"
+        super().__init__(
+            redis_url,
+            logs,
+            CELERY_TASK_DEFAULT_QUEUE=queue,
+            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+            EMAIL_HOST="127.0.0.1",
+            EMAIL_PORT=str(smtp_port),
+            EMAIL_TIMEOUT="10",
+            AUTOMATION_CLAIM_EVERY_SECONDS="1",
+            AUTOMATION_CLAIM_TIMEOUT_SECONDS=str(CLAIM_TIMEOUT),
         )
-        process.log = log
-        process.name = name
-        self.processes.append(process)
-        return process
+        self.queue = queue
 
     def worker(self, name: str) -> subprocess.Popen:
-        return self._start(
-            name,
-            [
-                "worker",
-                f"--concurrency={CONCURRENCY}",
-                "--pool=prefork",
-                "-Q",
-                self.queue,
-                f"--hostname={name}@%h",
-                "--loglevel=INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-        )
+        return super().worker(name, concurrency=CONCURRENCY)
 
     def beat(self) -> subprocess.Popen:
-        return self._start("beat", ["beat", "--loglevel=INFO", "--pidfile=", "--max-interval=1"])
-
-    @staticmethod
-    def kill(process: subprocess.Popen) -> None:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                    process.wait(timeout=10)
-                except (subprocess.TimeoutExpired, ProcessLookupError):
-                    self.kill(process)
-            process.log.close()
-
-    def tail(self) -> str:
-        out = []
-        for process in self.processes:
-            text = (self.logs / f"{process.name}.log").read_text(errors="replace")
-            out.append(f"--- {process.name} (exit {process.poll()}) ---\n{text[-3000:]}")
-        return "\n".join(out)
+        return self.start("beat", "beat", "--loglevel=INFO", "--pidfile=", "--max-interval=1")
 
 
 def sending_hours_zone(now: datetime) -> tuple[str, str]:

@@ -377,7 +377,7 @@ def test_the_fast_write_equals_the_plain_one(open_at, clock, iran, bob):
     fields = ["pk", "first_response_due_at", "first_response_at_risk_at", "resolution_due_at", "due_at", "sla_state"]
 
     class Undo(Exception):
-        pass
+        """Raised to roll the transaction back."""
 
     with pytest.raises(Undo), transaction.atomic():
         assert tickets_sla_recompute(calendar_id=iran.pk, fast=False)["changed"] == 4

@@ -479,7 +479,7 @@ def test_a_poller_that_dies_halfway_leaves_each_message_counted_once(
     mailbox.append(*[customer_mail(sender=f"c{i}@x.example", subject=f"Mail {i}").as_bytes() for i in range(7)])
 
     class Died(Exception):
-        pass
+        """The poller dying after some messages."""
 
     def die_after_three(uid, row):
         if InboundEmail.objects.count() == 3:
