@@ -12,6 +12,8 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
+from core.digits import latin_digits
+
 from . import choices
 from .models import Company, Consent, Contact, Persona, Segment, Tag
 
@@ -46,14 +48,17 @@ class TagFilter(filters.MultipleChoiceFilter):
 
 def search_terms(value: str) -> list[str]:
     # A phone number typed with spaces ("0912 123 4567") is one term, not three.
+    value = latin_digits(value)
     if re.fullmatch(r"\+?[\d\s().-]+", value.strip()) and phone_fragment(value.strip()):
         return [value.strip()]
     return [term for term in value.split() if term][:5]
 
 
 def phone_fragment(term: str) -> str | None:
-    """'0912 123' -> '912123': the digits that stand in the E.164 form, if it looks like a phone."""
-    digits = "".join(ch for ch in term if ch.isdigit())
+    """'0912 123' (or '۰۹۱۲ ۱۲۳') -> '912123': the digits that stand in the E.164 form, if it
+    looks like a phone."""
+    term = latin_digits(term)
+    digits = "".join(ch for ch in term if ch in "0123456789")
     if len(digits) < 4 or len(digits) < len(term.replace(" ", "").lstrip("+")) - 2:
         return None
     return digits.lstrip("0")

@@ -90,6 +90,8 @@ def test_search_finds_a_phone_typed_in_local_format(client, alice):
     ContactFactory(email="other@example.com", phone="+989351112233")
     client.force_login(alice)
     assert listed_emails(client.get(CONTACTS, {"q": "0912 123 4567"})) == {"sara@example.com"}
+    # The same number typed on a Persian keyboard finds the same person.
+    assert listed_emails(client.get(CONTACTS, {"q": "۰۹۱۲۱۲۳۴۵۶۷"})) == {"sara@example.com"}
 
 
 @pytest.mark.django_db

@@ -326,6 +326,8 @@ def people(db, alice):
         ("09121234567", {"sara"}),
         ("+98 912 123 4567", {"sara"}),
         ("912-123-4567", {"sara"}),
+        ("۰۹۱۲۱۲۳۴۵۶۷", {"sara"}),  # typed on a Persian keyboard
+        ("٠٩١٢ ١٢٣ ٤٥٦٧", {"sara"}),  # Arabic-Indic digits, with spaces
         ("07700 900123", {"sarah"}),
         ("shop-7", {"noam"}),
         ("acme", {"sara"}),
