@@ -7,7 +7,6 @@ then bulk_create in batches.
 """
 
 import random
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
@@ -16,11 +15,11 @@ from django.utils import timezone
 from faker import Faker
 
 from . import choices
+from .demo_names import FIRST_NAMES, LAST_NAMES
 from .models import Company, Consent, Contact, Persona, Segment, Tag
 from .services import consent_record, contact_create, segment_create
 
 User = get_user_model()
-LOCALES = {"en": "en_US", "fa": "fa_IR", "ar": "ar_SA", "he": "he_IL"}
 # Language mix of the demo customer base, with the country and time zone that go with it.
 LANGUAGE_MIX = [
     ("en", 0.4, "GB", "Europe/London"),
@@ -37,22 +36,6 @@ PERSONAS = [
     ("B2B buyer", "Buys for a team; needs invoices and support.", choices.Channel.EMAIL, choices.AgeBand.A45_54),
 ]
 TAGS = [("vip", "#b45309"), ("newsletter", "#2563eb"), ("wholesale", "#059669"), ("at-risk", "#dc2626")]
-
-
-@dataclass
-class Pools:
-    first: dict[str, list[str]]
-    last: dict[str, list[str]]
-
-
-def _pools(seed: int) -> Pools:
-    first, last = {}, {}
-    for lang, locale in LOCALES.items():
-        fake = Faker(locale)
-        fake.seed_instance(seed)
-        first[lang] = list({fake.first_name() for _ in range(300)})
-        last[lang] = list({fake.last_name() for _ in range(300)})
-    return Pools(first, last)
 
 
 def _phone(lang: str, serial: int) -> str:
@@ -97,7 +80,6 @@ def seed_demo(*, contacts: int, seed: int = 7, bulk_threshold: int = 500, stdout
     # A rerun with the same seed makes no new companies: use the ones already there.
     company_pool = companies or list(Company.objects.order_by("pk")[:2000])
     owners = list(User.objects.filter(is_staff=True, groups__name="sales")) or [None]
-    pools = _pools(seed)
     start = Contact.objects.count()
     now = timezone.now()
 
@@ -106,8 +88,8 @@ def seed_demo(*, contacts: int, seed: int = 7, bulk_threshold: int = 500, stdout
         country, tz = next((m[2], m[3]) for m in LANGUAGE_MIX if m[0] == lang)
         serial = start + i
         return {
-            "first_name": rng.choice(pools.first[lang]),
-            "last_name": rng.choice(pools.last[lang]),
+            "first_name": rng.choice(FIRST_NAMES[lang]),
+            "last_name": rng.choice(LAST_NAMES[lang]),
             "email": f"demo{serial}.{lang}@example.com",
             "phone": _phone(lang, serial),
             "language": lang,

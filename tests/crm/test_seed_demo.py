@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 
 from crm import choices
 from crm.demo import seed_demo
+from crm.demo_names import FIRST_NAMES, LAST_NAMES
 from crm.models import Company, Consent, Contact, Persona, Segment, Tag
 from crm.selectors import segment_members
 
@@ -17,6 +18,10 @@ pytestmark = pytest.mark.django_db
 def assert_valid_demo_contact(contact: Contact):
     contact.full_clean()
     assert contact.source == choices.ContactSource.DEMO
+    # Names come from the curated list of the contact's language (a generated Arabic list once
+    # gave a demo customer an infamous family name), and a Persian contact has a Persian name.
+    assert contact.first_name in FIRST_NAMES[contact.language], contact.first_name
+    assert contact.last_name in LAST_NAMES[contact.language], contact.last_name
     assert contact.first_name and contact.last_name
     assert contact.email == contact.email.lower()
     number = phonenumbers.parse(str(contact.phone))
@@ -101,3 +106,12 @@ def test_seed_demo_twice_continues_with_new_unique_emails():
 def test_seed_demo_refuses_a_negative_count():
     with pytest.raises(CommandError):
         call_command("seed_demo", contacts=-1, stdout=StringIO())
+
+
+def test_curated_demo_names_are_in_their_own_script():
+    scripts = {"en": ("A", "z"), "fa": ("\u0600", "\u06ff"), "ar": ("\u0600", "\u06ff"), "he": ("\u0590", "\u05ff")}
+    for lang, (low, high) in scripts.items():
+        names = FIRST_NAMES[lang] + LAST_NAMES[lang]
+        assert len(set(FIRST_NAMES[lang])) >= 30 and len(set(LAST_NAMES[lang])) >= 30
+        assert all(low <= ch <= high for name in names for ch in name), lang
+    assert "لادن" not in LAST_NAMES["ar"]
