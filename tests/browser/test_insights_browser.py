@@ -10,6 +10,8 @@ from django.utils import translation
 from django.utils.translation import gettext
 from playwright.sync_api import expect
 
+from insights.churn import churn_recompute_contacts
+from insights.models import ChurnScore
 from journeys.ingest import events_ingest
 from journeys.models import Journey
 from surveys import services as survey_services
@@ -167,6 +169,8 @@ def test_contact_360_sections_and_a_touchpoint_logged_from_the_page(page, live_s
     survey_services.response_submit(invitation=invitation, score=9, comment="Great")
     manager = UserFactory(username="maria", roles=["manager"])
     ticket = ticket_services.ticket_create(contact=sara, subject="Late parcel", channel="phone", actor=manager)
+    churn_recompute_contacts(contact_ids=[sara.pk])
+    score = ChurnScore.objects.get(contact=sara).score
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
 
@@ -186,6 +190,10 @@ def test_contact_360_sections_and_a_touchpoint_logged_from_the_page(page, live_s
     expect(email).to_have_attribute("dir", "ltr")
     assert_reads_left_to_right(email)
     assert_reads_left_to_right(page.locator("#who bdi", has_text="+989121234567"))
+    # the churn risk reads "N/100" in both directions, not "100/N"
+    churn = page.locator("#figures bdi", has_text="/100")
+    expect(churn).to_have_text(f"{score}/100")
+    assert_reads_left_to_right(churn)
     # the figures: one purchase worth 250, one open ticket, the NPS answer
     expect(page.locator("#figures")).to_contain_text("250.00")
     expect(page.locator("#figures")).to_contain_text("NPS: 9")
