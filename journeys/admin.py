@@ -252,7 +252,8 @@ class EnrollmentAdmin(ModelAdmin):
         )
         if not self.has_change_permission(request, enrollment):
             raise PermissionDenied
-        return self._move(request, [enrollment], reverse("admin:journeys_enrollment_change", args=[enrollment.pk]))
+        # Back to the person moved, not to the enrollment's own page: that is where the move began.
+        return self._move(request, [enrollment], reverse("admin:crm_contact_change", args=[enrollment.contact_id]))
 
     @admin.action(description=_("Move selected enrollments to a stage"), permissions=["change"])
     def move_stage(self, request, queryset):

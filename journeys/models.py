@@ -191,7 +191,9 @@ class Enrollment(TimeStampedModel):
         ]
 
     def __str__(self):
-        return f"{self.contact_id} in {self.journey_id}"
+        # The page title of an enrollment: the journey and its stage, not internal ids ("232 in 1").
+        # No contact name: admin log entries keep this text, and an erase must leave no name behind.
+        return f"{self.journey} · {self.stage}"
 
 
 class StageTransition(models.Model):

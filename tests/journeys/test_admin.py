@@ -132,8 +132,10 @@ def test_the_move_page_writes_a_transition(manager_client, dave):
         f"{ENROLLMENTS}{enrollment.pk}/move/", {"stage": purchase.pk, "reason": "paid at the counter"}
     )
 
+    # the user lands back on the contact's page, not on a page titled with internal ids
     assert response.status_code == 302
-    assert response["Location"] == f"{ENROLLMENTS}{enrollment.pk}/change/"
+    assert response["Location"] == f"/admin/crm/contact/{enrollment.contact_id}/change/"
+    assert str(Enrollment.objects.get(pk=enrollment.pk)) == "Customer lifecycle · Purchase"
     transition = enrollment.transitions.latest("id")
     assert (transition.to_stage, transition.actor, transition.source, transition.reason) == (
         purchase,
