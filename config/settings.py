@@ -406,6 +406,9 @@ GC_GEN0_THRESHOLD = envint("GC_GEN0_THRESHOLD", "5000")
 SURVEYS_BUDGET_DAYS = envint("SURVEYS_BUDGET_DAYS", "30")
 SURVEYS_RATE_PER_IP = envint("SURVEYS_RATE_PER_IP", "120")
 SURVEYS_RATE_PER_TOKEN = envint("SURVEYS_RATE_PER_TOKEN", "20")
+# A score clicked in an email can be changed on the page that follows for this many minutes; its
+# closed loop (event, follow-up ticket) waits until then.
+SURVEYS_SCORE_CHANGE_MINUTES = envint("SURVEYS_SCORE_CHANGE_MINUTES", "5")
 
 # Automation. SMS and push backends: console, file (var/outbox/), http (a provider's API at
 # AUTOMATION_<CHANNEL>_URL with AUTOMATION_<CHANNEL>_KEY) or a dotted path to your own class.

@@ -207,10 +207,21 @@ class SurveyAdmin(ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         languages = [code for code, _name in settings.LANGUAGES]
+        fallback = _(
+            "Customers read the text in their own language; where it is empty, the %(language)s text "
+            "(the default language), never another one. With no follow-up text at all, the page asks "
+            "“Tell us more, if you like.” in the customer's language."
+        ) % {"language": dict(settings.LANGUAGES)[settings.LANGUAGE_CODE]}
         return (
             (None, {"fields": ("name", "kind", "is_active", "anonymous")}),
-            (_("Question"), {"fields": [_text_field_name("question", code) for code in languages]}),
-            (_("Follow-up question"), {"fields": [_text_field_name("follow_up", code) for code in languages]}),
+            (
+                _("Question"),
+                {"fields": [_text_field_name("question", code) for code in languages], "description": fallback},
+            ),
+            (
+                _("Follow-up question"),
+                {"fields": [_text_field_name("follow_up", code) for code in languages], "description": fallback},
+            ),
             (_("When to ask"), {"fields": ("trigger", "trigger_stage", "segment", "every_days", "delay_hours")}),
             (
                 _("Sending"),

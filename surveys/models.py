@@ -38,8 +38,13 @@ def validate_texts(value, *, required: bool) -> None:
                 % {"language": languages[code], "limit": QUESTION_MAX_CHARS},
                 code="length",
             )
-    if required and not any(text.strip() for text in value.values()):
-        raise ValidationError(_("Write the question in at least one language."), code="required")
+    if required and not (value.get(settings.LANGUAGE_CODE) or "").strip():
+        # The text every customer falls back to (Survey.text): it must be there.
+        raise ValidationError(
+            _("Write the question in %(language)s, the default language: customers whose language has no text see it.")
+            % {"language": languages[settings.LANGUAGE_CODE]},
+            code="required",
+        )
 
 
 def new_nonce() -> str:
@@ -146,8 +151,15 @@ class Survey(TimeStampedModel):
         return choices.SCALES[self.kind]
 
     def text(self, field: str, language: str) -> str:
+        """The text in `language`, else in the default language (settings.LANGUAGE_CODE), never in
+        another one: a follow-up written only in Persian is not shown to an English customer (the
+        page asks its own translated follow-up instead). A question always has the default text
+        (validate_texts); a row saved before that rule falls back to any text it has."""
         values = getattr(self, field) or {}
-        return values.get(language) or values.get("en") or next(iter(values.values()), "")
+        text = values.get(language) or values.get(settings.LANGUAGE_CODE) or ""
+        if not text and field == "question":
+            text = next((value for value in values.values() if value), "")
+        return text
 
 
 class Invitation(models.Model):
@@ -223,6 +235,9 @@ class Response(models.Model):
     )
     kind = models.CharField(_("kind"), max_length=4, choices=choices.Kind.choices)
     score = models.SmallIntegerField(_("score"))
+    # A score clicked in an email may be changed for a few minutes (SURVEYS_SCORE_CHANGE_MINUTES);
+    # the closed loop runs once it is final. Empty: final when given.
+    final_at = models.DateTimeField(_("score final at"), null=True, blank=True)
     scale_min = models.SmallIntegerField(_("scale from"))
     scale_max = models.SmallIntegerField(_("scale to"))
     category = models.CharField(_("category"), max_length=16, choices=choices.Category.choices)

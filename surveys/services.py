@@ -407,11 +407,36 @@ def _response_insert(response: Response) -> None:
     response._state.db = connection.alias
 
 
+def score_change_window() -> timedelta:
+    return timedelta(minutes=settings.SURVEYS_SCORE_CHANGE_MINUTES)
+
+
+def _score_checked(survey: Survey, score) -> int:
+    low, high = survey.scale
+    try:
+        score = int(score)
+    except (TypeError, ValueError):
+        raise DomainError(_("Pick a score."), code="score", field="score") from None
+    if not low <= score <= high:
+        raise DomainError(
+            _("Pick a score from %(low)d to %(high)d.") % {"low": low, "high": high}, code="score", field="score"
+        )
+    return score
+
+
+def response_score_changeable(response: Response | None, *, now: datetime | None = None) -> bool:
+    """Whether the customer may still change the score (one clicked in an email, a few minutes)."""
+    if response is None or response.final_at is None:
+        return False
+    return response.final_at > (now or timezone.now())
+
+
 @transaction.atomic
-def response_submit(*, invitation: Invitation, score, comment: str = "") -> Response:
+def response_submit(*, invitation: Invitation, score, comment: str = "", changeable: bool = False) -> Response:
     """Record the answer to an invitation, once, with its summaries. Bad scores and comments are
     field errors. The closed loop (response_close_loop) runs after the commit, in a task
-    (tasks.response_close_loop_enqueue)."""
+    (tasks.response_close_loop_enqueue). `changeable`: a score clicked in an email, which the
+    customer may change for SURVEYS_SCORE_CHANGE_MINUTES (response_score_change); its loop waits."""
     now = timezone.now()
     # Claim the invitation: one conditional UPDATE, which also locks it until the commit (a second
     # answer waits, then finds it answered). Anything raised below rolls the claim back.
@@ -422,14 +447,7 @@ def response_submit(*, invitation: Invitation, score, comment: str = "") -> Resp
         raise LinkExpired(_("This survey link has expired."))
     survey = invitation.survey
     low, high = survey.scale
-    try:
-        score = int(score)
-    except (TypeError, ValueError):
-        raise DomainError(_("Pick a score."), code="score", field="score") from None
-    if not low <= score <= high:
-        raise DomainError(
-            _("Pick a score from %(low)d to %(high)d.") % {"low": low, "high": high}, code="score", field="score"
-        )
+    score = _score_checked(survey, score)
     comment = (comment or "").strip()
     if len(comment) > 2000:
         raise DomainError(_("Keep the comment under 2,000 characters."), code="comment", field="comment")
@@ -454,6 +472,7 @@ def response_submit(*, invitation: Invitation, score, comment: str = "") -> Resp
         agent_id=ticket.assignee_id if ticket else None,
         week=(now - timedelta(days=now.weekday())).date(),
         answered_at=now,
+        final_at=now + score_change_window() if changeable else now,
         loop_pending=not survey.anonymous,  # an anonymous answer records no event and opens no ticket
     )
     try:
@@ -472,7 +491,8 @@ def response_submit(*, invitation: Invitation, score, comment: str = "") -> Resp
     if response.loop_pending:
         from .tasks import response_close_loop_enqueue
 
-        transaction.on_commit(lambda: response_close_loop_enqueue(response_id))
+        final_in = (response.final_at - now).total_seconds()
+        transaction.on_commit(lambda: response_close_loop_enqueue(response_id, countdown=final_in))
     transaction.on_commit(lambda: response_submitted.send(sender=Response, response_id=response_id))
     return response
 
@@ -487,7 +507,7 @@ def response_close_loop(*, response_id: int, skip_locked: bool = False) -> bool:
         response = (
             Response.objects.select_for_update(of=("self",), skip_locked=skip_locked)
             .select_related("survey", "contact")
-            .filter(pk=response_id, loop_pending=True)
+            .filter(_score_final(timezone.now()), pk=response_id, loop_pending=True)
             .first()
         )
         if response is None:
@@ -503,6 +523,10 @@ def response_close_loop(*, response_id: int, skip_locked: bool = False) -> bool:
     return True
 
 
+def _score_final(now: datetime) -> Q:
+    return Q(final_at__isnull=True) | Q(final_at__lte=now)
+
+
 LOOP_GRACE = timedelta(minutes=2)
 LOOP_BATCH = 200  # answers read at a time by responses_close_pending
 
@@ -513,7 +537,9 @@ def responses_loop_pending(
     """Answers whose closed loop has not run `grace` after they were given (by default: a while,
     so its task was lost), by id from `after_id` on."""
     now = now or timezone.now()
-    rows = Response.objects.filter(loop_pending=True, answered_at__lte=now - grace, pk__gt=after_id).order_by("pk")
+    rows = Response.objects.filter(
+        _score_final(now), loop_pending=True, answered_at__lte=now - grace, pk__gt=after_id
+    ).order_by("pk")
     return list(rows.values_list("pk", flat=True)[:limit])
 
 
@@ -529,6 +555,23 @@ def responses_close_pending(
         done += sum(response_close_loop(response_id=pk, skip_locked=skip_locked) for pk in ids)
         after_id = ids[-1]
     return done
+
+
+def response_score_change(*, invitation: Invitation, score) -> Response:
+    """The customer changes a score clicked in an email, while it may still change
+    (response_score_changeable): the answer and the summaries follow; the closed loop, which has
+    not run, will use the new score."""
+    with transaction.atomic():
+        response = Response.objects.select_for_update().select_related("survey").get(invitation=invitation)
+        if not response_score_changeable(response):
+            raise AlreadyAnswered(_("This survey was already answered. Thank you!"))
+        score = _score_checked(response.survey, score)
+        if score != response.score:
+            with summaries.Change(contacts=[response.contact_id], responses=[response.pk]):
+                response.score = score
+                response.category = metrics.category(response.kind, score)
+                response.save(update_fields=["score", "category"])
+    return response
 
 
 def response_add_comment(*, invitation: Invitation, comment: str) -> Response:

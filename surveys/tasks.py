@@ -22,9 +22,17 @@ LOOP_DRAIN_MARK_SECONDS = 60
 _LOOP_DRAIN_SCHEDULED = "safar:surveys:close_loop:scheduled"
 
 
-def response_close_loop_enqueue(response_id: int) -> None:
+def response_close_loop_enqueue(response_id: int, *, countdown: float = 0) -> None:
     """After an answer commits: its closed loop, in a task. With Redis, in the drain that the
-    first answer since the last drain schedules; without (or when Redis fails), a task of its own."""
+    first answer since the last drain schedules; without (or when Redis fails), a task of its own.
+    `countdown`: the score may still change for that many seconds, so its own task runs then (a
+    drain before it skips the answer; the beat sweep is the fallback)."""
+    if countdown > 0:
+        try:
+            response_close_loop_task.apply_async((response_id,), countdown=countdown + 1)
+        except BROKER_ERRORS:  # surveys.close_pending_loops (beat) closes it
+            logger.warning("surveys: could not schedule the closed loop of answer %s", response_id, exc_info=True)
+        return
     client = redis_client()
     if client is not None:
         try:

@@ -10,7 +10,7 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.exceptions import DomainError
 from core.public_pages import client_ip, private, public_page, throttled
@@ -71,11 +71,13 @@ def _answer_context(invitation: Invitation, **extra) -> dict:
         "invitation": invitation,
         "survey": survey,
         "question": survey.text("question", invitation.language),
-        "follow_up": survey.text("follow_up", invitation.language) or _("Tell us more, if you like."),
+        # Lazy: the page is rendered in the customer's language (_page), not the request's.
+        "follow_up": survey.text("follow_up", invitation.language) or gettext_lazy("Tell us more, if you like."),
         "scores": range(low, high + 1),
         "low": low,
         "high": high,
         "answer": answer,
+        "changeable": services.response_score_changeable(answer),
         "action": reverse("surveys:answer", args=[tokens.make(invitation.nonce)]),
         **extra,
     }
@@ -93,8 +95,9 @@ def answer(request, token: str):
     try:
         with translation.override(language):
             if invitation.answered_at and "score" in request.POST:
-                raise services.AlreadyAnswered(_("This survey was already answered. Thank you!"))
-            if invitation.answered_at:
+                # A score clicked in the email may be changed here for a few minutes, then it is final.
+                services.response_score_change(invitation=invitation, score=request.POST["score"])
+            elif invitation.answered_at:
                 services.response_add_comment(invitation=invitation, comment=request.POST.get("comment", ""))
             else:
                 services.response_submit(
@@ -121,10 +124,14 @@ def one_click(request, token: str, score: int):
         previous: Response | None = getattr(invitation, "response", None)
         if previous is not None and previous.score == score:
             return _redirect(page)
-        return _problem(request, "answered", status=409, language=invitation.language)
+        if not services.response_score_changeable(previous):
+            return _problem(request, "answered", status=409, language=invitation.language)
     try:
         with translation.override(invitation.language):
-            services.response_submit(invitation=invitation, score=score)
+            if invitation.answered_at:  # another score of the same email, while it may still change
+                services.response_score_change(invitation=invitation, score=score)
+            else:
+                services.response_submit(invitation=invitation, score=score, changeable=True)
     except services.AlreadyAnswered:
         return _problem(request, "answered", status=409, language=invitation.language)
     except DomainError:

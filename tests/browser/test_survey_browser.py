@@ -76,3 +76,33 @@ def test_answer_on_a_phone(page, live_server, language, direction):
     expect(page.locator("html")).to_have_attribute("dir", direction)
     assert Response.objects.get(invitation=invitation).score == 9
     assert [url for url in requested if not url.startswith((live_server.url, "data:"))] == []
+
+
+def test_a_mis_tapped_score_is_changed_on_the_page_that_follows_in_persian(page, live_server):
+    # given an email whose score links the customer tapped, hitting 3 when she meant 8
+    invitation = invitation_in("fa")
+    token = tokens.make(invitation.nonce)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/s/{token}/3/")
+
+    # then the page that follows says what she gave and offers the scale again, her 3 chosen
+    with translation.override("fa"):
+        change = gettext("Change my score")
+        gave = gettext("You gave us %(score)s of %(high)s.")
+    expect(page.locator(".lead")).to_have_text(gave % {"score": 3, "high": 10})
+    three = page.get_by_role("radio", name="3", exact=True)
+    expect(three).to_be_checked()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+    # when she picks 8 and changes her score
+    page.get_by_role("radio", name="8", exact=True).check()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "survey-change-score-fa.png"), full_page=True)
+    with page.expect_navigation():
+        page.get_by_role("button", name=change).click()
+
+    # then the page and the stored answer say 8, and the comment box is still there
+    expect(page.locator(".lead")).to_have_text(gave % {"score": 8, "high": 10})
+    expect(page.get_by_role("radio", name="8", exact=True)).to_be_checked()
+    expect(page.locator("textarea#comment")).to_be_visible()
+    assert Response.objects.get(invitation=invitation).score == 8

@@ -152,7 +152,7 @@ def test_question_is_edited_per_language_in_its_direction(client, carol):
     response = client.post("/admin/surveys/survey/add/", bad)
     assert response.status_code == 200
     page = response.content.decode()
-    assert "Write the question in at least one language." in page
+    assert "Write the question in English, the default language" in page
     assert "A survey sent when a stage is entered needs the stage." in page
     assert not Survey.objects.filter(name="Bad").exists()
 

@@ -72,6 +72,11 @@ def test_survey_triggers_that_are_complete_are_saved(api, carol):
     staged = {"name": "A", "kind": "nps", "question": QUESTION, "trigger": "stage_entered", "trigger_stage": stage.pk}
     assert client.post("/api/v1/surveys/", staged, format="json").status_code == 201
     scheduled = {"name": "B", "kind": "ces", "question": {"fa": "آسان بود؟"}, "trigger": "scheduled"}
+    # the question in the default language is what customers of other languages fall back to
+    reply = client.post("/api/v1/surveys/", {**scheduled, "segment": segment.pk, "every_days": 30}, format="json")
+    assert reply.status_code == 400
+    assert "default language" in reply.json()["question"][0]
+    scheduled["question"] = {"en": "Was it easy?", "fa": "آسان بود؟"}
     reply = client.post("/api/v1/surveys/", {**scheduled, "segment": segment.pk, "every_days": 30}, format="json")
     assert reply.status_code == 201, reply.json()
     # a partial update is checked against the stored values: dropping the segment is refused

@@ -80,11 +80,17 @@ def test_tampered_unknown_and_expired_links(client, nps, django_capture_on_commi
     assert b'dir="rtl"' in expired.content and b'lang="he"' in expired.content
 
 
+def make_final(invitation):
+    """The few minutes in which a clicked score may change have passed."""
+    Response.objects.filter(invitation=invitation).update(final_at=timezone.now() - timedelta(seconds=1))
+
+
 def test_one_click_records_the_score_once_then_offers_the_comment(client, nps, django_capture_on_commit_callbacks):
     invitation = sent_invitation(nps, ContactFactory(), django_capture_on_commit_callbacks)
     first = client.get(url(invitation, 10))
     assert first.status_code == 303
     assert client.get(url(invitation, 10)).status_code == 303  # the same click again
+    make_final(invitation)
     assert client.get(url(invitation, 2)).status_code == 409
     assert Response.objects.get().score == 10
     assert client.post(url(invitation), {"comment": "Great"}).status_code == 303
@@ -173,8 +179,9 @@ def test_the_follow_up_of_an_answer_gets_the_pulse_survey_when_resolved(nps, dja
 
 
 def test_a_comment_after_a_one_click_score_reaches_the_follow_up_either_way(
-    client, nps, django_capture_on_commit_callbacks
+    client, nps, settings, django_capture_on_commit_callbacks
 ):
+    settings.SURVEYS_SCORE_CHANGE_MINUTES = 0  # clicked scores are final at once here
     # the comment before the closed loop ran: the ticket is opened with it
     first = sent_invitation(nps, ContactFactory(), django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -221,3 +228,98 @@ def test_a_contact_erased_before_the_closed_loop_gets_no_ticket(nps, django_capt
     assert (response.contact_id, response.comment, response.followup_ticket_id) == (None, "", None)
     assert not response.loop_pending
     assert not Ticket.objects.filter(channel="survey").exists()
+
+
+def test_a_mis_tapped_score_can_be_changed_for_a_few_minutes_then_it_is_final(
+    client, nps, django_capture_on_commit_callbacks
+):
+    invitation = sent_invitation(nps, ContactFactory(), django_capture_on_commit_callbacks)
+    # the customer taps 3 in the email, meaning 8
+    assert client.get(url(invitation, 3)).status_code == 303
+    page = client.get(url(invitation)).content.decode()
+    assert "Change my score" in page
+    assert 'value="3" required checked' in page
+    # another score in the same email, or on the page, changes it while it may change
+    assert client.get(url(invitation, 9)).status_code == 303
+    assert client.post(url(invitation), {"score": "8"}).status_code == 303
+    # a bad score is a form error and changes nothing
+    refused = client.post(url(invitation), {"score": "11"})
+    assert refused.status_code == 400
+    assert "Pick a score from 0 to 10." in refused.content.decode()
+    response = Response.objects.get(invitation=invitation)
+    assert (response.score, response.category) == (8, "passive")
+    # the results count the score the customer meant, once
+    results = selectors.survey_results(survey=nps)
+    assert results["metric"]["answers"] == 1
+    assert results["metric"]["value"] == 0.0  # one passive: no promoter, no detractor
+    # then it is final: no change offered, a change refused, the comment still welcome
+    make_final(invitation)
+    assert "Change my score" not in client.get(url(invitation)).content.decode()
+    assert client.post(url(invitation), {"score": "10"}).status_code == 409
+    assert client.get(url(invitation, 10)).status_code == 409
+    assert client.post(url(invitation), {"comment": "Fast delivery"}).status_code == 303
+    response.refresh_from_db()
+    assert (response.score, response.comment) == (8, "Fast delivery")
+
+
+def test_a_score_typed_on_the_page_is_final_at_once(client, nps, django_capture_on_commit_callbacks):
+    invitation = sent_invitation(nps, ContactFactory(), django_capture_on_commit_callbacks)
+    assert client.post(url(invitation), {"score": "7"}).status_code == 303
+    assert "Change my score" not in client.get(url(invitation)).content.decode()
+    assert client.post(url(invitation), {"score": "9"}).status_code == 409
+    assert Response.objects.get(invitation=invitation).score == 7
+
+
+def test_the_closed_loop_waits_for_the_final_score(client, nps, django_capture_on_commit_callbacks):
+    contact = ContactFactory()
+    invitation = sent_invitation(nps, contact, django_capture_on_commit_callbacks)
+    # a detractor's score clicked by mistake: its task and the drains find it not final yet
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.get(url(invitation, 1)).status_code == 303
+    assert services.responses_close_pending(grace=timedelta(0)) == 0
+    response = Response.objects.get(invitation=invitation)
+    assert response.loop_pending
+    assert not Ticket.objects.filter(contact=contact).exists()
+    # corrected to a promoter within the minutes allowed
+    assert client.get(url(invitation, 10)).status_code == 303
+    # once final, the loop runs on the score the customer meant: no follow-up ticket for a promoter
+    make_final(invitation)
+    assert services.responses_close_pending(grace=timedelta(0)) == 1
+    response.refresh_from_db()
+    assert not response.loop_pending and response.followup_ticket_id is None
+    assert not Ticket.objects.filter(contact=contact).exists()
+    event = Event.objects.get(contact=contact, type="survey_answer")
+    assert event.properties["score"] == 10
+
+
+@pytest.mark.parametrize(
+    ("language", "follow_up"),
+    [
+        ("fa", "چه چیزی را بهتر کنیم؟"),  # the survey's own Persian text
+        ("en", "What should we improve?"),  # the default language's text
+        ("ar", "What should we improve?"),  # no Arabic text: the default language's, not the Persian
+    ],
+)
+def test_the_follow_up_falls_back_to_the_default_language_never_another(
+    client, nps, language, follow_up, django_capture_on_commit_callbacks
+):
+    nps.follow_up = {"en": "What should we improve?", "fa": "چه چیزی را بهتر کنیم؟"}
+    nps.save()
+    invitation = sent_invitation(nps, ContactFactory(language=language), django_capture_on_commit_callbacks)
+    client.get(url(invitation, 9))
+    assert follow_up in client.get(url(invitation)).content.decode()
+
+
+def test_a_follow_up_only_in_persian_is_not_shown_to_others(client, nps, django_capture_on_commit_callbacks):
+    from django.utils import translation
+
+    nps.follow_up = {"fa": "چه چیزی را بهتر کنیم؟"}
+    nps.save()
+    for language in ("en", "he"):
+        invitation = sent_invitation(nps, ContactFactory(language=language), django_capture_on_commit_callbacks)
+        client.get(url(invitation, 9))
+        page = client.get(url(invitation)).content.decode()
+        assert "چه چیزی" not in page
+        with translation.override(language):  # the page's own follow-up, in the customer's language
+            assert translation.gettext("Tell us more, if you like.") in page
+
