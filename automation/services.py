@@ -32,10 +32,10 @@ from django.db.models.functions import Coalesce, Concat
 from django.template.loader import render_to_string
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone, translation
-from django.utils.html import escape
+from django.utils.translation import get_language_info
 from django.utils.translation import gettext as _
 
-from core import mail
+from core import bidi, mail
 from core.exceptions import DomainError
 from core.services import audit_log_record
 from crm import selectors as crm_selectors
@@ -601,6 +601,22 @@ def _send_over_one_connection(channel: str, messages: list[Message]) -> tuple[se
             sender.close()
 
 
+def email_html(message: Message, *, unsubscribe: str) -> str:
+    """The HTML part of a message's email, in its language and direction; the number runs that
+    render() isolated are <bdi dir="ltr"> elements."""
+    with translation.override(message.language or "en"):
+        return render_to_string(
+            "automation/email.html",
+            {
+                "subject": message.subject,
+                "paragraphs": [bidi.isolates_as_html(p) for p in message.body.split("\n\n")],
+                "unsubscribe_url": unsubscribe,
+                "rtl": translation.get_language_bidi(),
+                "language": message.language,
+            },
+        )
+
+
 class _EmailSender:
     """One SMTP session (Django's email backend) for a chunk's mail."""
 
@@ -609,17 +625,7 @@ class _EmailSender:
 
     def send(self, message: Message, message_id: str = "") -> str:
         url = unsubscribe_url(message.contact, message.channel)
-        with translation.override(message.language or "en"):
-            html = render_to_string(
-                "automation/email.html",
-                {
-                    "subject": message.subject,
-                    "paragraphs": [escape(p) for p in message.body.split("\n\n")],
-                    "unsubscribe_url": url,
-                    "rtl": translation.get_language_bidi(),
-                    "language": message.language,
-                },
-            )
+        html = email_html(message, unsubscribe=url)
         return channels.send_email(
             to=message.to,
             subject=message.subject,
@@ -647,7 +653,10 @@ def render(*, template: MessageTemplate, contact: Contact, language: str) -> tup
     }
     subject = (template.subject or {}).get(language) or (template.subject or {}).get("en", "")
     body = template.body.get(language) or template.body.get("en", "")
-    return subject.format_map(values), body.format_map(values)
+    subject, body = subject.format_map(values), body.format_map(values)
+    if get_language_info(language)["bidi"]:  # phone numbers, dates and codes keep their order
+        subject, body = bidi.isolate_numbers(subject), bidi.isolate_numbers(body)
+    return subject, body
 
 
 # Unsubscribe and delivery reports
