@@ -4,6 +4,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core import bidi
 from crm import registry
 
 from .models import Message, Referral, WorkflowRun
@@ -20,10 +21,10 @@ def message_entries(*, contact, limit: int, before=None, user=None) -> list[regi
             kind="message",
             title=(
                 _("%(template)s: skipped (%(reason)s)")
-                % {"template": row.template or row.channel, "reason": row.get_skip_reason_display()}
+                % {"template": bidi.isolate(str(row.template or row.channel)), "reason": row.get_skip_reason_display()}
                 if row.skip_reason
                 else _("%(template)s: %(status)s")
-                % {"template": row.template or row.channel, "status": row.get_status_display()}
+                % {"template": bidi.isolate(str(row.template or row.channel)), "status": row.get_status_display()}
             ),
             channel=row.channel,
             data={"status": row.status, "skip_reason": row.skip_reason, "subject": row.subject},

@@ -12,10 +12,11 @@ to right, and an invisible character next to a link can end up inside it on a ph
 
 import re
 
+from django.utils import translation
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-LRI, PDI = "\u2066", "\u2069"
+LRI, FSI, PDI = "\u2066", "\u2068", "\u2069"
 _DIGIT = r"[0-9\u06f0-\u06f9\u0660-\u0669]"
 # Digit groups joined by single separators (at least two groups), with an optional leading + or (.
 _NUMBER_RUN = re.compile(rf"(?<![\w{LRI}])[+(]?{_DIGIT}+\)?(?:[-./: ]\(?{_DIGIT}+\)?)+(?![\w{PDI}])")
@@ -44,3 +45,13 @@ def isolates_as_html(text: str) -> SafeString:
     honour the element more widely than the invisible characters."""
     escaped = escape(text)
     return mark_safe(_ISOLATED.sub(lambda m: f'<bdi dir="ltr">{m.group(1)}</bdi>', escaped))
+
+
+def isolate(text: str) -> str:
+    """User-typed text (a ticket subject, a survey's or a stage's name) put into a translated
+    sentence: in a right-to-left language it is isolated in its own direction (FSI ... PDI), so
+    "Late parcel." keeps its full stop at its end inside a Persian title. Unchanged in English."""
+    if not text or not translation.get_language_bidi():
+        return text
+    return f"{FSI}{text}{PDI}"
+

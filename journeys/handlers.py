@@ -3,6 +3,7 @@ Registered in crm's registry, so crm never imports journeys."""
 
 from django.utils.translation import gettext as _
 
+from core import bidi
 from crm import registry
 
 from .choices import EnrollmentStatus
@@ -38,7 +39,8 @@ def stage_entries(*, contact, limit: int, before=None, user=None) -> list[regist
         registry.TimelineEntry(
             at=t.at,
             kind="stage",
-            title=_("%(journey)s: moved to %(stage)s") % {"journey": t.journey.name, "stage": t.to_stage.name},
+            title=_("%(journey)s: moved to %(stage)s")
+            % {"journey": bidi.isolate(t.journey.name), "stage": bidi.isolate(t.to_stage.name)},
             data={
                 "journey": t.journey.slug,
                 "from": t.from_stage.slug if t.from_stage else None,

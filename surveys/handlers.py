@@ -5,6 +5,7 @@ summaries (a follow-up may count as recovered once both contacts' answers are on
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
+from core import bidi
 from crm import registry
 
 from . import summaries
@@ -21,7 +22,7 @@ def response_entries(*, contact, limit: int, before=None, user=None) -> list[reg
             at=row.answered_at,
             kind="survey",
             title=_("%(survey)s: %(score)d of %(high)d")
-            % {"survey": row.survey.name, "score": row.score, "high": row.scale_max},
+            % {"survey": bidi.isolate(row.survey.name), "score": row.score, "high": row.scale_max},
             channel=row.channel,
             data={"kind": row.kind, "score": row.score, "category": row.category, "comment": row.comment},
         )

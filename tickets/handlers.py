@@ -5,6 +5,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from core import bidi
 from core.services import admin_log_redact, notifications_redact
 from crm import registry
 
@@ -23,7 +24,7 @@ def ticket_entries(*, contact, limit: int, before=None, user=None) -> list[regis
         registry.TimelineEntry(
             at=ticket.created_at,
             kind="ticket",
-            title=_("Ticket #%(id)s: %(subject)s") % {"id": ticket.pk, "subject": ticket.subject},
+            title=_("Ticket #%(id)s: %(subject)s") % {"id": ticket.pk, "subject": bidi.isolate(ticket.subject)},
             channel=ticket.channel,
             data={
                 "id": ticket.pk,

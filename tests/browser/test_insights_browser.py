@@ -168,7 +168,7 @@ def test_contact_360_sections_and_a_touchpoint_logged_from_the_page(page, live_s
     assert not invitation.skip_reason
     survey_services.response_submit(invitation=invitation, score=9, comment="Great")
     manager = UserFactory(username="maria", roles=["manager"])
-    ticket = ticket_services.ticket_create(contact=sara, subject="Late parcel", channel="phone", actor=manager)
+    ticket = ticket_services.ticket_create(contact=sara, subject="Late parcel.", channel="phone", actor=manager)
     churn_recompute_contacts(contact_ids=[sara.pk])
     score = ChurnScore.objects.get(contact=sara).score
     requested: list[str] = []
@@ -199,6 +199,23 @@ def test_contact_360_sections_and_a_touchpoint_logged_from_the_page(page, live_s
     expect(page.locator("#figures")).to_contain_text("NPS: 9")
     expect(page.locator("#open-tickets a", has_text="Late parcel")).to_have_attribute(
         "href", f"/admin/tickets/ticket/{ticket.pk}/change/"
+    )
+    # English typed by an agent keeps its order on a Persian page: the full stop stays at its end
+    entry = page.locator("#timeline li.kind-ticket", has_text="Late parcel.")
+    assert entry.evaluate(
+        """(el) => {
+            const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+            for (let text = walker.nextNode(); text; text = walker.nextNode()) {
+                const at = text.data.indexOf("Late parcel.");
+                if (at < 0) continue;
+                const range = document.createRange();
+                range.setStart(text, at); range.setEnd(text, at + 1);
+                const first = range.getBoundingClientRect().left;
+                range.setStart(text, at + 11); range.setEnd(text, at + 12);
+                return first < range.getBoundingClientRect().left;
+            }
+            return null;
+        }"""
     )
     # the journey: in Purchase, the path taken shown
     expect(page.locator("#journeys tbody tr")).to_have_count(1)
