@@ -9,7 +9,8 @@ class CoreConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_migrate
 
-        from . import lookups  # noqa: F401  (registers the ilike lookup)
+        from . import calendars, lookups  # noqa: F401  (lookups registers the ilike lookup)
         from .beat import register_after_migrate
 
+        calendars.install()
         post_migrate.connect(register_after_migrate, sender=self, dispatch_uid="core.beat_schedule_register")

@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.http import HttpResponseRedirect, JsonResponse
 
+from core import calendars
 from core.broker import BROKER_ERRORS, BrokerUnavailable
 
 
@@ -26,3 +27,17 @@ class BrokerUnavailableMiddleware:
         response = JsonResponse({"detail": str(exc.message), "code": exc.code}, status=503)
         response["Retry-After"] = str(exc.retry_after)
         return response
+
+
+class CalendarMiddleware:
+    """The calendar a staff user chose in the header (core.calendars), for this request."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = calendars.choose(request.COOKIES.get(calendars.COOKIE))
+        try:
+            return self.get_response(request)
+        finally:
+            calendars.reset(token)

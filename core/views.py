@@ -10,9 +10,12 @@ from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
+
+from core import calendars
 
 logger = logging.getLogger(__name__)
 
@@ -114,3 +117,21 @@ def healthz(request):
         {"status": "ok" if healthy else "error", "checks": checks, "broker_transport": transport},
         status=200 if healthy else 503,
     )
+
+
+@require_POST
+def calendar_set(request):
+    """The header's calendar menu: remember the choice in a cookie (core.calendars), like the
+    language, and go back to the page."""
+    calendar = request.POST.get("calendar", "")
+    target = request.POST.get("next", "/")
+    hosts = {request.get_host()}
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts=hosts, require_https=request.is_secure()):
+        target = "/"
+    response = HttpResponseRedirect(target)
+    if calendar in calendars.NAMES:
+        response.set_cookie(
+            calendars.COOKIE, calendar, max_age=365 * 24 * 3600, samesite="Lax", secure=request.is_secure()
+        )
+    return response
+

@@ -2,8 +2,8 @@
 // allows scripts from our own static files only.
 "use strict";
 document.addEventListener("change", (event) => {
-  // The language menu in the header switches at once (the button is shown only without JS).
-  if (event.target.id === "safar-language") {
+  // The language and calendar menus in the header switch at once (the button is shown only without JS).
+  if (event.target.id === "safar-language" || event.target.id === "safar-calendar") {
     event.target.form.submit();
   }
 });
