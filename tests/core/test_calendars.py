@@ -52,7 +52,7 @@ def test_times_of_day_and_iso_dates_are_untouched():
 
 @pytest.mark.django_db
 def test_a_persian_manager_sees_jalali_dates_and_may_switch_to_gregorian(client):
-    manager = UserFactory(username="mina", roles=["manager"])
+    manager = UserFactory(username="mina", is_superuser=True)
     contact = ContactFactory(first_name="Sara")
     ConsentFactory(contact=contact, occurred_at=MOMENT)
     client.force_login(manager)
