@@ -7,11 +7,12 @@ from django.utils.translation import gettext as _
 from crm import registry
 
 from .models import Message, Referral, WorkflowRun
+from .selectors import automation_visible
 
 
 @registry.timeline.register("automation.message")
 def message_entries(*, contact, limit: int, before=None, user=None) -> list[registry.TimelineEntry]:
-    rows = Message.objects.filter(contact=contact).select_related("template")
+    rows = automation_visible(user=user, queryset=Message.objects.filter(contact=contact)).select_related("template")
     if before is not None:
         rows = rows.filter(created_at__lt=before)
     return [
@@ -41,6 +42,8 @@ def erase_personal_data(*, contact, actor) -> None:
 
 @registry.exporters.register("automation")
 def export_messages(*, contact, user=None) -> list[dict]:
+    """The messages sent to the contact, as far as `user` may see them."""
+    messages = automation_visible(user=user, queryset=Message.objects.filter(contact=contact))
     return [
         {
             "channel": m.channel,
@@ -51,7 +54,7 @@ def export_messages(*, contact, user=None) -> list[dict]:
             "created_at": m.created_at.isoformat(),
             "sent_at": m.sent_at.isoformat() if m.sent_at else None,
         }
-        for m in Message.objects.filter(contact=contact).order_by("created_at", "id")
+        for m in messages.order_by("created_at", "id")
     ]
 
 

@@ -282,9 +282,7 @@ class ContactAdmin(LtrInputsMixin, ImportMixin, ExportActionMixin, SimpleHistory
 
     def changeable(self, request, queryset):
         """The part of a selection this user may change (sales: own and unowned contacts)."""
-        if request.user.has_perm("crm.change_any_contact"):
-            return queryset
-        return queryset.filter(models.Q(owner__isnull=True) | models.Q(owner=request.user))
+        return selectors.contacts_changeable(user=request.user, queryset=queryset)
 
     def get_import_formats(self):
         # The formats crm.imports reads.
