@@ -47,6 +47,7 @@ def surveys_visible(*, user, queryset: QuerySet) -> QuerySet:
     and the dashboard's satisfaction trends go through it."""
     return rows_visible(user=user, queryset=queryset)
 
+
 _stage_surveys = ShortLived(
     lambda: list(
         Survey.objects.filter(trigger=choices.Trigger.STAGE_ENTERED, is_active=True, trigger_stage__isnull=False)

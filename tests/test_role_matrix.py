@@ -235,7 +235,9 @@ def journeys_setup(w, user, client):
         api.get("/api/v1/journeys/").status_code,
         api.get("/api/v1/stages/").status_code,
         api.post("/api/v1/journeys/", {"name": "New", "slug": "new-journey"}, format="json").status_code,
-        api.post("/api/v1/touchpoints/", {"name": "Kiosk", "slug": "kiosk", "channel": "store"}, format="json").status_code,
+        api.post(
+            "/api/v1/touchpoints/", {"name": "Kiosk", "slug": "kiosk", "channel": "store"}, format="json"
+        ).status_code,
         page(client, user, "/admin/journeys/ingestkey/").status_code,
         api.post("/api/v1/transitions/backfill/", [], format="json").status_code,
     )
@@ -244,8 +246,9 @@ def journeys_setup(w, user, client):
 def move_and_log(w, user, client):
     api = api_client_for(user)
     moved = {
-        key: api.post(f"/api/v1/enrollments/{e.pk}/move-stage/", {"stage": "customer", "reason": "won"}, format="json")
-        .status_code
+        key: api.post(
+            f"/api/v1/enrollments/{e.pk}/move-stage/", {"stage": "customer", "reason": "won"}, format="json"
+        ).status_code
         for key, e in w["enrollments"].items()
     }
     event = {"contact": {"id": w["contacts"]["unowned"].pk}, "type": "store_visit", "channel": "store"}
@@ -333,10 +336,12 @@ ALL_CONTACTS = {"own", "unowned", "others"}
 OK6 = (200,) * 6
 MATRIX = {
     "read contacts, companies, personas, segments, consent (API)": (
-        read_crm_api, expect(*[(OK6, ALL_CONTACTS)] * 4),
+        read_crm_api,
+        expect(*[(OK6, ALL_CONTACTS)] * 4),
     ),
     "read contacts, companies, personas, segments, consent (admin)": (
-        read_crm_admin, expect(*[(OK6, ALL_CONTACTS)] * 4),
+        read_crm_admin,
+        expect(*[(OK6, ALL_CONTACTS)] * 4),
     ),
     "add and change contacts (API)": (
         change_contacts_api,
@@ -362,7 +367,10 @@ MATRIX = {
         export_contacts,
         expect((200, 200, True, 200), (403, 403, False, 403), (200, 200, True, 200), (200, 200, True, 200)),
     ),
-    "merge contacts": (merge_contacts, expect((200, 403, True), (403, 403, False), (403, 403, False), (200, 200, True))),
+    "merge contacts": (
+        merge_contacts,
+        expect((200, 403, True), (403, 403, False), (403, 403, False), (200, 200, True)),
+    ),
     "personas, tags, segments": (
         personas_tags_segments,
         expect(
@@ -375,7 +383,9 @@ MATRIX = {
     "record consent": (record_consent, expect(201, 201, 201, 201)),
     "delete contacts, erase (GDPR)": (
         delete_erase,
-        expect((403, 403, set()), (403, 403, set()), (403, 403, set()), (200, 204, {"erase_contacts", "delete_selected"})),
+        expect(
+            (403, 403, set()), (403, 403, set()), (403, 403, set()), (200, 204, {"erase_contacts", "delete_selected"})
+        ),
     ),
     "field history of contacts and companies": (field_history, expect(*[(200, 200)] * 4)),
     "audit log": (audit_log, expect(403, 403, 403, 200)),
