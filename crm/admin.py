@@ -252,6 +252,9 @@ class ContactAdmin(LtrInputsMixin, ImportMixin, ExportActionMixin, SimpleHistory
             return queryset, False
         return queryset.filter(contact_search_q(search_term)), False
 
+    def get_queryset(self, request):
+        return selectors.contacts_visible(user=request.user, queryset=super().get_queryset(request))
+
     def has_change_permission(self, request, obj=None):
         if obj is not None:
             return selectors.contact_can_change(user=request.user, contact=obj)
@@ -576,9 +579,7 @@ class ImportJobAdmin(ModelAdmin):
     @staticmethod
     def visible(request):
         jobs = ImportJob.objects.defer("content").select_related("created_by")
-        if request.user.has_perm("crm.change_any_contact"):
-            return jobs
-        return jobs.filter(created_by=request.user)
+        return selectors.import_jobs_visible(user=request.user, queryset=jobs)
 
     def get_queryset(self, request):
         return self.visible(request)

@@ -12,7 +12,7 @@ from core.selectors import audit_log_data, rows_visible
 
 from . import choices, registry
 from .filtersets import ContactFilterSet
-from .models import Consent, Contact, ContactAlias, Segment, Tag
+from .models import Consent, Contact, ContactAlias, ImportJob, Segment, Tag
 
 
 def contact_list() -> QuerySet[Contact]:
@@ -42,6 +42,18 @@ def contacts_changeable(*, user, queryset: QuerySet[Contact] | None = None) -> Q
     if user.has_perm("crm.change_any_contact"):
         return queryset
     return queryset.filter(Q(owner__isnull=True) | Q(owner=user))
+
+
+def import_jobs_visible(*, user, queryset: QuerySet[ImportJob] | None = None) -> QuerySet[ImportJob]:
+    """Import jobs (their error reports quote the file's rows): those who may import contacts
+    (crm.add_contact) see the jobs they started; those who change any contact (support, managers)
+    every job; others none."""
+    queryset = ImportJob.objects.all() if queryset is None else queryset
+    if not user.has_perm("crm.add_contact"):
+        return queryset.none()
+    if user.has_perm("crm.change_any_contact"):
+        return queryset
+    return queryset.filter(created_by=user)
 
 
 def contact_can_change(*, user, contact: Contact) -> bool:

@@ -8,12 +8,14 @@ savepoint, so a write a role is allowed to make is undone before the next cell.
 People: Alice (sales) owns `own`; Sam (sales) owns `others`; `unowned` has no owner; Bob is
 support, Carol marketing, Dave manager, Root a superuser."""
 
+import re
+
 import pytest
 from django.db import transaction
 from django.utils import timezone
 
 from automation.models import Message
-from crm.models import Consent
+from crm.models import Consent, ImportJob
 from insights.models import ChurnScore
 from tests.conftest import api_client_for
 from tests.factories import (
@@ -54,6 +56,8 @@ def world(django_db_setup, django_db_blocker):
             "unowned": ContactFactory(first_name="Unowned"),
             "others": ContactFactory(first_name="Others", owner=sam),
         }
+        for user, name in ((users["sales"], "alices-import.csv"), (sam, "sams-import.csv")):
+            ImportJob.objects.create(created_by=user, file_name=name, file_format="csv", status="done")
         PersonaFactory(name="Matrix persona")
         tag = TagFactory(name="matrix-tag")
         SegmentFactory(name="Matrix segment")
@@ -170,7 +174,10 @@ def companies(w, user, client):
 
 
 def import_contacts(w, user, client):
-    return page(client, user, "/admin/crm/contact/import/").status_code
+    """The upload page, and whose import jobs (their error reports quote the files) are listed."""
+    jobs = page(client, user, "/admin/crm/importjob/")
+    listed = {name for name in ("alices-import.csv", "sams-import.csv") if name in jobs.content.decode()}
+    return page(client, user, "/admin/crm/contact/import/").status_code, jobs.status_code, listed
 
 
 def export_contacts(w, user, client):
@@ -327,7 +334,8 @@ def view_360(w, user, client):
 def dashboard(w, user, client):
     html = page(client, user, "/admin/").content.decode()
     at_risk = {key for key, c in w["contacts"].items() if f"/admin/contacts/{c.pk}/360/" in html}
-    return at_risk, "export=at_risk" in html
+    open_tickets = re.search(r"<bdi>(\d+)</bdi> open", html)
+    return at_risk, "export=at_risk" in html, int(open_tickets.group(1)) if open_tickets else None
 
 
 # --- the matrix: README row -> (cell, expected per role) ---------------------------------------------------
@@ -362,7 +370,15 @@ MATRIX = {
         ),
     ),
     "add and change companies": (companies, expect((201, 200, 200), (403, 403, 403), (403, 403, 403), (201, 200, 200))),
-    "import contacts": (import_contacts, expect(200, 200, 403, 200)),
+    "import contacts": (
+        import_contacts,
+        expect(
+            (200, 200, {"alices-import.csv"}),
+            (200, 200, {"alices-import.csv", "sams-import.csv"}),
+            (403, 403, set()),
+            (200, 200, {"alices-import.csv", "sams-import.csv"}),
+        ),
+    ),
     "export contacts (CSV/XLSX, personal data)": (
         export_contacts,
         expect((200, 200, True, 200), (403, 403, False, 403), (200, 200, True, 200), (200, 200, True, 200)),
@@ -459,9 +475,9 @@ MATRIX = {
             },
         ),
     ),
-    "the dashboard (contacts at risk and their CSV)": (
+    "the dashboard (contacts at risk, their CSV, open tickets)": (
         dashboard,
-        expect(({"own"}, True), (ALL_CONTACTS, False), (ALL_CONTACTS, True), (ALL_CONTACTS, True)),
+        expect(({"own"}, True, 1), (ALL_CONTACTS, False, 2), (ALL_CONTACTS, True, None), (ALL_CONTACTS, True, 2)),
     ),
 }
 
