@@ -241,12 +241,20 @@ def journeys_setup(w, user, client):
     return (
         api.get("/api/v1/journeys/").status_code,
         api.get("/api/v1/stages/").status_code,
+        api.get("/api/v1/events/").status_code,
+        api.get("/api/v1/enrollments/").status_code,
         api.post("/api/v1/journeys/", {"name": "New", "slug": "new-journey"}, format="json").status_code,
         api.post(
             "/api/v1/touchpoints/", {"name": "Kiosk", "slug": "kiosk", "channel": "store"}, format="json"
         ).status_code,
+        page(client, user, "/admin/journeys/journey/").status_code,
+    )
+
+
+def ingest_keys_backfill(w, user, client):
+    return (
         page(client, user, "/admin/journeys/ingestkey/").status_code,
-        api.post("/api/v1/transitions/backfill/", [], format="json").status_code,
+        api_client_for(user).post("/api/v1/transitions/backfill/", [], format="json").status_code,
     )
 
 
@@ -405,14 +413,19 @@ MATRIX = {
     ),
     "field history of contacts and companies": (field_history, expect(*[(200, 200)] * 4)),
     "audit log": (audit_log, expect(403, 403, 403, 200)),
-    "journeys, stages, ingest keys, backfill": (
+    "journeys, stages, events, enrollments": (
         journeys_setup,
         expect(
-            (200, 200, 403, 403, 403, 403),
-            (200, 200, 403, 403, 403, 403),
-            (200, 200, 403, 201, 403, 403),
-            (200, 200, 201, 201, 200, 400),  # allowed: an empty backfill is refused as input
+            (200, 200, 200, 200, 403, 403, 200),
+            (200, 200, 200, 200, 403, 403, 200),
+            (200, 200, 200, 200, 403, 201, 200),
+            (200, 200, 200, 200, 201, 201, 200),
         ),
+    ),
+    # Allowed: an empty backfill is refused as input (400), not as a right (403).
+    "ingest keys, backfill of past moves": (
+        ingest_keys_backfill,
+        expect((403, 403), (403, 403), (403, 403), (200, 400)),
     ),
     "move contacts between stages, log events": (
         move_and_log,
