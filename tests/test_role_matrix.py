@@ -339,6 +339,19 @@ def view_360(w, user, client):
     return seen
 
 
+def export_holds(w, user, client):
+    """Which tickets and messages the personal-data export holds, where the role may export."""
+    api = api_client_for(user)
+    held = {}
+    for key, subject in (("own", OWN_TICKET), ("others", OTHERS_TICKET)):
+        response = api.get(f"/api/v1/contacts/{w['contacts'][key].pk}/personal-data/")
+        if response.status_code != 200:
+            return response.status_code
+        text = response.content.decode()
+        held[key] = {"ticket": subject in text, "message": key != "own" or MESSAGE in text}
+    return held
+
+
 def dashboard(w, user, client):
     html = page(client, user, "/admin/").content.decode()
     at_risk = {key for key, c in w["contacts"].items() if f"/admin/contacts/{c.pk}/360/" in html}
@@ -486,6 +499,15 @@ MATRIX = {
                 "own": {"ticket": True, "ticket count": True, "message": True, "move button": True},
                 "others": {"ticket": True, "ticket count": True, "message": True, "move button": True},
             },
+        ),
+    ),
+    "the personal-data export (what it holds)": (
+        export_holds,
+        expect(
+            {"own": {"ticket": True, "message": True}, "others": {"ticket": False, "message": True}},
+            403,
+            {"own": {"ticket": False, "message": True}, "others": {"ticket": False, "message": True}},
+            {"own": {"ticket": True, "message": True}, "others": {"ticket": True, "message": True}},
         ),
     ),
     "the dashboard (contacts at risk, their CSV, open tickets)": (
