@@ -319,6 +319,7 @@ def automation(w, user, client):
         api.get("/api/v1/workflows/").status_code,
         api.get("/api/v1/message-templates/").status_code,
         page(client, user, "/admin/django_celery_beat/periodictask/").status_code,
+        page(client, user, "/admin/django_celery_beat/periodictask/add/").status_code,
     )
 
 
@@ -474,10 +475,11 @@ MATRIX = {
     "workflows, templates, schedules": (
         automation,
         expect(
-            (200, True, 403, 403, 403),
-            (200, True, 403, 403, 403),
-            (200, True, 200, 200, 200),
-            (200, True, 200, 200, 200),
+            (200, True, 403, 403, 403, 403),
+            (200, True, 403, 403, 403, 403),
+            (200, True, 200, 200, 200, 403),
+            (200, True, 200, 200, 200, 403),
+            superuser=(200, True, 200, 200, 200, 200),  # a new schedule runs any task: superusers only
         ),
     ),
     "the 360 view": (

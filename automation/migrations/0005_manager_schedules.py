@@ -1,5 +1,6 @@
 """Managers run the schedules too (README, "Roles": workflows, templates, schedules: all), not
-only marketing: they see, add, change and delete django-celery-beat's periodic tasks."""
+only marketing: they see and change django-celery-beat's periodic tasks, as marketing does. Adding
+or deleting one stays with superusers: a periodic task names any Celery task and its arguments."""
 
 from django.db import migrations
 
@@ -10,7 +11,7 @@ def forwards(apps, schema_editor):
     grant(
         apps,
         "django_celery_beat",
-        {MANAGER: ["view_periodictask", "add_periodictask", "change_periodictask", "delete_periodictask"]},
+        {MANAGER: ["view_periodictask", "change_periodictask"]},
     )
 
 
