@@ -268,7 +268,12 @@ def move_and_log(w, user, client):
     }
     event = {"contact": {"id": w["contacts"]["unowned"].pk}, "type": "store_visit", "channel": "store"}
     logged = api.post("/api/v1/events/", event, format="json").status_code
-    return moved, logged
+    links = {
+        key: f"/admin/journeys/enrollment/{e.pk}/move/"
+        in page(client, user, f"/admin/crm/contact/{e.contact_id}/change/").content.decode()
+        for key, e in w["enrollments"].items()
+    }
+    return moved, logged, links
 
 
 def tickets_api(w, user, client):
@@ -444,10 +449,10 @@ MATRIX = {
     "move contacts between stages, log events": (
         move_and_log,
         expect(
-            ({"own": 200, "others": 403}, 201),
-            ({"own": 200, "others": 200}, 201),
-            ({"own": 403, "others": 403}, 201),
-            ({"own": 200, "others": 200}, 201),
+            ({"own": 200, "others": 403}, 201, {"own": True, "others": False}),
+            ({"own": 200, "others": 200}, 201, {"own": True, "others": True}),
+            ({"own": 403, "others": 403}, 201, {"own": False, "others": False}),
+            ({"own": 200, "others": 200}, 201, {"own": True, "others": True}),
         ),
     ),
     "tickets (API)": (
