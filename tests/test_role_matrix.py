@@ -192,11 +192,15 @@ def export_contacts(w, user, client):
 
 
 def merge_contacts(w, user, client):
-    api = api_client_for(user)
-    c = w["contacts"]
+    api, c = api_client_for(user), w["contacts"]
+    pages = {  # the admin's merge page, before anything is merged
+        key: page(client, user, f"/admin/crm/contact/{c['own'].pk}/merge/{c[key].pk}/").status_code
+        for key in ("unowned", "others")
+    }
+    offered = "merge_two" in actions(client, user, "/admin/crm/contact/")
     mine = api.post(f"/api/v1/contacts/{c['own'].pk}/merge/", {"duplicate": c["unowned"].pk}, format="json")
     theirs = api.post(f"/api/v1/contacts/{c['own'].pk}/merge/", {"duplicate": c["others"].pk}, format="json")
-    return mine.status_code, theirs.status_code, "merge_two" in actions(client, user, "/admin/crm/contact/")
+    return mine.status_code, theirs.status_code, offered, pages
 
 
 def personas_tags_segments(w, user, client):
@@ -412,7 +416,12 @@ MATRIX = {
     ),
     "merge contacts": (
         merge_contacts,
-        expect((200, 403, True), (403, 403, False), (403, 403, False), (200, 200, True)),
+        expect(
+            (200, 403, True, {"unowned": 200, "others": 403}),
+            (403, 403, False, {"unowned": 403, "others": 403}),
+            (403, 403, False, {"unowned": 403, "others": 403}),
+            (200, 200, True, {"unowned": 200, "others": 200}),
+        ),
     ),
     "personas, tags, segments": (
         personas_tags_segments,
