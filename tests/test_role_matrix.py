@@ -291,9 +291,20 @@ def tickets_api(w, user, client):
         api.get(f"/api/v1/tickets/{w['tickets']['others'].pk}/").status_code,
         api.patch(f"/api/v1/tickets/{own.pk}/", {"priority": "high"}, format="json").status_code,
         api.get(f"/api/v1/tickets/{own.pk}/comments/").status_code,
+        api.get(f"/api/v1/tickets/{w['tickets']['others'].pk}/comments/").status_code,
+        api.get(f"/api/v1/tickets/?q={OTHERS_TICKET}").content.decode().count(OTHERS_TICKET),
         api.get("/api/v1/calendars/").status_code,
         api.post("/api/v1/teams/", {"name": "Matrix team"}, format="json").status_code,
     )
+
+
+def status_log(client, user, w):
+    """Whose tickets the status log lists."""
+    response = page(client, user, "/admin/tickets/ticketstatuschange/")
+    if response.status_code != 200:
+        return response.status_code
+    text = response.content.decode()
+    return {key for key, t in w["tickets"].items() if f"/admin/tickets/ticket/{t.pk}/change/" in text}
 
 
 def tickets_admin(w, user, client):
@@ -303,6 +314,7 @@ def tickets_admin(w, user, client):
         listing.status_code,
         {key for key, subject in (("own", OWN_TICKET), ("others", OTHERS_TICKET)) if subject in text},
         page(client, user, f"/admin/tickets/ticket/{w['tickets']['others'].pk}/history/").status_code,
+        status_log(client, user, w),
         page(client, user, "/admin/tickets/ticket/add/").status_code,
         page(client, user, "/admin/tickets/businesscalendar/").status_code,
         page(client, user, "/admin/tickets/slapolicy/add/").status_code,
@@ -467,19 +479,19 @@ MATRIX = {
     "tickets (API)": (
         tickets_api,
         expect(
-            (200, {"own"}, 404, 403, 200, 403, 403),
-            (200, {"own", "others"}, 200, 200, 200, 200, 403),
-            (403, None, 403, 403, 403, 403, 403),
-            (200, {"own", "others"}, 200, 200, 200, 200, 201),
+            (200, {"own"}, 404, 403, 200, 404, 0, 403, 403),
+            (200, {"own", "others"}, 200, 200, 200, 200, 1, 200, 403),
+            (403, None, 403, 403, 403, 403, 0, 403, 403),
+            (200, {"own", "others"}, 200, 200, 200, 200, 1, 200, 201),
         ),
     ),
     "tickets (admin)": (
         tickets_admin,
         expect(
-            (200, {"own"}, 403, 403, 403, 403),
-            (200, {"own", "others"}, 200, 200, 200, 403),
-            (403, set(), 403, 403, 403, 403),
-            (200, {"own", "others"}, 200, 200, 200, 200),
+            (200, {"own"}, 403, {"own"}, 403, 403, 403),
+            (200, {"own", "others"}, 200, {"own", "others"}, 200, 200, 403),
+            (403, set(), 403, 403, 403, 403, 403),
+            (200, {"own", "others"}, 200, {"own", "others"}, 200, 200, 200),
         ),
     ),
     "surveys and results": (
