@@ -8,11 +8,12 @@ from core import bidi
 from crm import registry
 
 from .models import Message, Referral, WorkflowRun
+from .selectors import automation_visible
 
 
 @registry.timeline.register("automation.message")
 def message_entries(*, contact, limit: int, before=None, user=None) -> list[registry.TimelineEntry]:
-    rows = Message.objects.filter(contact=contact).select_related("template")
+    rows = automation_visible(user=user, queryset=Message.objects.filter(contact=contact)).select_related("template")
     if before is not None:
         rows = rows.filter(created_at__lt=before)
     return [
@@ -42,6 +43,8 @@ def erase_personal_data(*, contact, actor) -> None:
 
 @registry.exporters.register("automation")
 def export_messages(*, contact, user=None) -> list[dict]:
+    """The messages sent to the contact, as far as `user` may see them."""
+    messages = automation_visible(user=user, queryset=Message.objects.filter(contact=contact))
     return [
         {
             "channel": m.channel,
@@ -52,7 +55,7 @@ def export_messages(*, contact, user=None) -> list[dict]:
             "created_at": m.created_at.isoformat(),
             "sent_at": m.sent_at.isoformat() if m.sent_at else None,
         }
-        for m in Message.objects.filter(contact=contact).order_by("created_at", "id")
+        for m in messages.order_by("created_at", "id")
     ]
 
 

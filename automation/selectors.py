@@ -7,9 +7,19 @@ from django.db.models import Count, Prefetch, QuerySet, Sum
 from django.utils import timezone
 
 from core.caching import ShortLived
+from core.selectors import rows_visible
 
 from . import choices, rules, services
 from .models import MessageTemplate, Referral, Workflow, WorkflowRun, WorkflowStep
+
+
+def automation_visible(*, user, queryset: QuerySet) -> QuerySet:
+    """What of an automation queryset (messages, runs, referrals, rewards, workflows, templates)
+    `user` may see: sales and support read the messages sent (sales the referrals too), marketing
+    and managers everything (README, "Roles"); a user without the model's `view_` permission none;
+    `user=None` (the system) everything. The 360 view, the personal-data export and the dashboard
+    go through it."""
+    return rows_visible(user=user, queryset=queryset)
 
 
 @dataclass(frozen=True)

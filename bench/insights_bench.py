@@ -318,7 +318,7 @@ def profile_dashboard(admin, cprofile: bool) -> list[Row]:
 
     from insights import selectors
     from insights.models import ChurnScore
-    from insights.views import AT_RISK
+    from insights.selectors import AT_RISK
     from journeys import analytics
 
     timings: list[tuple[str, float, int]] = []

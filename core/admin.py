@@ -9,7 +9,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import services
+from . import selectors, services
 from .models import AuditLog, Notification
 
 
@@ -97,7 +97,7 @@ class NotificationAdmin(ReadOnlyModelAdmin):
         return _("Read") if obj.read_at else _("Unread")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).filter(user=request.user)
+        return selectors.notifications_visible(user=request.user, queryset=super().get_queryset(request))
 
     @admin.action(description=_("Mark as read"), permissions=["view"])
     def mark_read(self, request, queryset):

@@ -252,6 +252,9 @@ class ContactAdmin(LtrInputsMixin, ImportMixin, ExportActionMixin, SimpleHistory
             return queryset, False
         return queryset.filter(contact_search_q(search_term)), False
 
+    def get_queryset(self, request):
+        return selectors.contacts_visible(user=request.user, queryset=super().get_queryset(request))
+
     def has_change_permission(self, request, obj=None):
         if obj is not None:
             return selectors.contact_can_change(user=request.user, contact=obj)
@@ -282,9 +285,7 @@ class ContactAdmin(LtrInputsMixin, ImportMixin, ExportActionMixin, SimpleHistory
 
     def changeable(self, request, queryset):
         """The part of a selection this user may change (sales: own and unowned contacts)."""
-        if request.user.has_perm("crm.change_any_contact"):
-            return queryset
-        return queryset.filter(models.Q(owner__isnull=True) | models.Q(owner=request.user))
+        return selectors.contacts_changeable(user=request.user, queryset=queryset)
 
     def get_import_formats(self):
         # The formats crm.imports reads.
@@ -397,13 +398,22 @@ class ContactAdmin(LtrInputsMixin, ImportMixin, ExportActionMixin, SimpleHistory
         contact = get_object_or_404(selectors.contact_list(), pk=pk)
         if not self.has_view_permission(request, contact):
             raise PermissionDenied
+        candidates = selectors.contact_duplicates(contact=contact)
+        # Merge is offered for the pairs this user may change both of (sales: own and unowned).
+        may_merge = self.has_merge_permission(request) and selectors.contact_can_change(
+            user=request.user, contact=contact
+        )
         context = {
             **self.admin_site.each_context(request),
             "title": _("Likely duplicates of %(name)s") % {"name": contact},
             "contact": contact,
-            "candidates": selectors.contact_duplicates(contact=contact),
+            "candidates": candidates,
             "opts": self.model._meta,
-            "can_merge": self.has_merge_permission(request),
+            "mergeable": {
+                c.contact.pk
+                for c in candidates
+                if may_merge and selectors.contact_can_change(user=request.user, contact=c.contact)
+            },
         }
         return TemplateResponse(request, "admin/crm/contact/duplicates.html", context)
 
@@ -414,6 +424,8 @@ class ContactAdmin(LtrInputsMixin, ImportMixin, ExportActionMixin, SimpleHistory
         if len(contacts) != 2:
             self.message_user(request, _("One of the contacts no longer exists."), messages.ERROR)
             return HttpResponseRedirect(reverse("admin:crm_contact_changelist"))
+        if not all(selectors.contact_can_change(user=request.user, contact=c) for c in contacts.values()):
+            raise PermissionDenied  # sales merge only their own and unowned contacts
         if request.method == "POST":
             winner_id = request.POST.get("winner", "")
             winner_id = int(winner_id) if winner_id.isdigit() else None
@@ -578,9 +590,7 @@ class ImportJobAdmin(ModelAdmin):
     @staticmethod
     def visible(request):
         jobs = ImportJob.objects.defer("content").select_related("created_by")
-        if request.user.has_perm("crm.change_any_contact"):
-            return jobs
-        return jobs.filter(created_by=request.user)
+        return selectors.import_jobs_visible(user=request.user, queryset=jobs)
 
     def get_queryset(self, request):
         return self.visible(request)

@@ -8,20 +8,56 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Lower
 from django.http import QueryDict
 
-from core.selectors import audit_log_data
+from core.selectors import audit_log_data, rows_visible
 
 from . import choices, registry
 from .filtersets import ContactFilterSet
-from .models import Consent, Contact, ContactAlias, Segment, Tag
+from .models import Consent, Contact, ContactAlias, ImportJob, Segment, Tag
 
 
 def contact_list() -> QuerySet[Contact]:
     return Contact.objects.select_related("company", "owner", "persona").prefetch_related("tags")
 
 
+def crm_visible(*, user, queryset: QuerySet) -> QuerySet:
+    """What of a crm queryset (contacts, companies, personas, tags, segments, consent) `user` may
+    see: every role reads all of them (README, "Roles"), a user without the model's `view_`
+    permission none; `user=None` (the system) everything. Every page, export and API that shows
+    crm rows elsewhere (the 360 view, the personal-data export, the dashboard) goes through it."""
+    return rows_visible(user=user, queryset=queryset)
+
+
+def contacts_visible(*, user, queryset: QuerySet[Contact] | None = None) -> QuerySet[Contact]:
+    return crm_visible(user=user, queryset=Contact.objects.all() if queryset is None else queryset)
+
+
+def contacts_changeable(*, user, queryset: QuerySet[Contact] | None = None) -> QuerySet[Contact]:
+    """The contacts `user` may change (and merge, move along journeys, log events for): sales the
+    ones they own and unowned ones; support and managers (crm.change_any_contact) any; others none.
+    Erased contacts are frozen."""
+    queryset = Contact.objects.all() if queryset is None else queryset
+    if not user.has_perm("crm.change_contact"):
+        return queryset.none()
+    queryset = queryset.filter(erased_at__isnull=True)
+    if user.has_perm("crm.change_any_contact"):
+        return queryset
+    return queryset.filter(Q(owner__isnull=True) | Q(owner=user))
+
+
+def import_jobs_visible(*, user, queryset: QuerySet[ImportJob] | None = None) -> QuerySet[ImportJob]:
+    """Import jobs (their error reports quote the file's rows): those who may import contacts
+    (crm.add_contact) see the jobs they started; those who change any contact (support, managers)
+    every job; others none."""
+    queryset = ImportJob.objects.all() if queryset is None else queryset
+    if not user.has_perm("crm.add_contact"):
+        return queryset.none()
+    if user.has_perm("crm.change_any_contact"):
+        return queryset
+    return queryset.filter(created_by=user)
+
+
 def contact_can_change(*, user, contact: Contact) -> bool:
-    """Sales staff change the contacts they own and unowned ones; managers and support
-    (crm.change_any_contact) change any. Erased contacts are frozen."""
+    """contacts_changeable's rule for one contact in hand (no query)."""
     if contact.erased_at or not user.has_perm("crm.change_contact"):
         return False
     return user.has_perm("crm.change_any_contact") or contact.owner_id in (None, user.pk)

@@ -16,7 +16,7 @@ from core.services import admin_log_redact, audit_log_record, audit_log_redact
 
 from . import choices, registry
 from .models import Company, Consent, Contact, ContactAlias, ImportJob, Segment, Tag, generate_referral_code
-from .selectors import consent_current, contact_merged_ids, contact_relations, segment_filterset
+from .selectors import consent_current, contact_merged_ids, contact_relations, crm_visible, segment_filterset
 
 User = get_user_model()
 
@@ -315,7 +315,7 @@ def contact_export(*, contact: Contact, actor) -> dict:
                 "ip_address": c.ip_address,
                 "proof": c.proof,
             }
-            for c in contact.consents.order_by("occurred_at", "id")
+            for c in crm_visible(user=actor, queryset=contact.consents.all()).order_by("occurred_at", "id")
         ],
         "history": [
             {

@@ -4,11 +4,12 @@ from django.utils.translation import gettext as _
 
 from . import registry
 from .models import Consent, Contact
+from .selectors import crm_visible
 
 
 @registry.timeline.register("crm.consent")
 def consent_entries(*, contact: Contact, limit: int, before=None, user=None) -> list[registry.TimelineEntry]:
-    rows = Consent.objects.filter(contact=contact)
+    rows = crm_visible(user=user, queryset=Consent.objects.filter(contact=contact))
     if before is not None:
         rows = rows.filter(occurred_at__lt=before)
     return [

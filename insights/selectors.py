@@ -10,10 +10,13 @@ from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 
 from automation.models import Message, Referral, WorkflowRun
+from automation.selectors import automation_visible
+from core.selectors import rows_visible
 from crm import registry
 from crm.models import Contact, Segment
-from crm.selectors import segment_members
+from crm.selectors import contacts_visible, crm_visible, segment_members
 from journeys.models import Enrollment, Event, Journey
+from journeys.selectors import journeys_visible
 from surveys import metrics
 from surveys.choices import SCALES
 from surveys.models import Response
@@ -22,6 +25,7 @@ from tickets.models import Ticket
 from tickets.selectors import tickets_visible
 
 from .churn import reason_label
+from .models import ChurnScore
 
 TIMELINE_KINDS = {
     "consent": "crm.consent",
@@ -32,6 +36,7 @@ TIMELINE_KINDS = {
     "message": "automation.message",
 }
 PURCHASE = "purchase"
+AT_RISK = 60  # a churn score from which the dashboard lists the contact
 
 
 def _sum_of(queryset, column: str):
@@ -46,22 +51,42 @@ def _count_of(queryset, column: str = "contact_id"):
     return Coalesce(Subquery(queryset.order_by().values(column).annotate(n=Count("pk")).values("n")[:1]), Value(0))
 
 
+def churn_visible(*, user, queryset: QuerySet[ChurnScore] | None = None) -> QuerySet[ChurnScore]:
+    """The churn scores `user` may see: every role reads them with the contacts (README, "Roles"),
+    a user without `insights.view_churnscore` or `crm.view_contact` none; `user=None` all."""
+    queryset = ChurnScore.objects.all() if queryset is None else queryset
+    if user is None:
+        return queryset
+    return rows_visible(user=user, queryset=queryset).filter(contact__in=contacts_visible(user=user))
+
+
+def contacts_at_risk(*, user) -> QuerySet[ChurnScore]:
+    """The dashboard's contacts at risk, highest score first: the churn scores the user may see,
+    of people not erased; for sales (who change only their own and unowned contacts) the
+    contacts they own, their book; for everyone else who reads contacts, all of them."""
+    at_risk = churn_visible(user=user).filter(score__gte=AT_RISK, contact__erased_at__isnull=True)
+    if user.has_perm("crm.change_contact") and not user.has_perm("crm.change_any_contact"):
+        at_risk = at_risk.filter(contact__owner=user)
+    return at_risk.select_related("contact").order_by("-score", "contact_id")
+
+
 def contact_with_figures(*, user=None) -> QuerySet[Contact]:
     """Contacts with their 360 figures as columns of the same row: one query for all of them.
-    Given a user, the ticket counts count only the tickets that user may see."""
-    purchases = Event.objects.filter(contact_id=OuterRef("pk"), type=PURCHASE)
-    open_tickets = Ticket.objects.filter(contact_id=OuterRef("pk")).exclude(status__in=ticket_choices.DONE)
-    if user is not None:
-        open_tickets = tickets_visible(user=user, queryset=open_tickets)
-    next_message = (
-        WorkflowRun.objects.filter(contact_id=OuterRef("pk"), status="waiting").order_by("due_at").values("due_at")[:1]
+    Given a user, each figure counts only the rows that user may see (each app's selector)."""
+    purchases = journeys_visible(user=user, queryset=Event.objects.filter(contact_id=OuterRef("pk"), type=PURCHASE))
+    open_tickets = tickets_visible(
+        user=user,
+        queryset=Ticket.objects.filter(contact_id=OuterRef("pk")).exclude(status__in=ticket_choices.DONE),
     )
+    runs = automation_visible(user=user, queryset=WorkflowRun.objects.filter(contact_id=OuterRef("pk")))
+    next_message = runs.filter(status="waiting").order_by("due_at").values("due_at")[:1]
+    referrals = automation_visible(user=user, queryset=Referral.objects.filter(referrer_id=OuterRef("pk")))
     return Contact.objects.select_related("company", "owner", "persona", "churn").annotate(
         lifetime_value=_sum_of(purchases, "value"),
         purchases=_count_of(purchases),
         open_tickets=_count_of(open_tickets),
         breached_tickets=_count_of(open_tickets.filter(sla_state=ticket_choices.SlaState.BREACHED)),
-        friends_referred=_count_of(Referral.objects.filter(referrer_id=OuterRef("pk")), "referrer_id"),
+        friends_referred=_count_of(referrals, "referrer_id"),
         next_run_due=Subquery(next_message),
     )
 
@@ -93,10 +118,13 @@ def contact_360(
     timeline provider (6). The journey path, open tickets and score trend come from the timeline."""
     contact = contact_with_figures(user=user).prefetch_related("tags").get(pk=contact_id)
     consent: dict = {}
-    for row in contact.consents.order_by("channel", "purpose", "-occurred_at", "-id"):
+    consents = crm_visible(user=user, queryset=contact.consents.all())
+    for row in consents.order_by("channel", "purpose", "-occurred_at", "-id"):
         consent.setdefault((row.channel, row.purpose), row)
     enrollments = list(
-        Enrollment.objects.filter(contact=contact).select_related("journey", "stage").order_by("journey__name")
+        journeys_visible(user=user, queryset=Enrollment.objects.filter(contact=contact))
+        .select_related("journey", "stage")
+        .order_by("journey__name")
     )
     wanted = {TIMELINE_KINDS[k] for k in kinds} if kinds else set(TIMELINE_KINDS.values())
     # Channel filtering happens after the providers answer, so ask them for more.
@@ -220,9 +248,7 @@ def score_trends(*, start: date | None = None, end: date | None = None, segment:
 def ticket_sla_summary(*, user=None) -> dict:
     """Open tickets by SLA state; given a user, of the tickets that user may see."""
     now = timezone.now()
-    open_tickets = Ticket.objects.exclude(status__in=ticket_choices.DONE)
-    if user is not None:
-        open_tickets = tickets_visible(user=user, queryset=open_tickets)
+    open_tickets = tickets_visible(user=user, queryset=Ticket.objects.exclude(status__in=ticket_choices.DONE))
     return open_tickets.aggregate(
         open=Count("id"),
         breached=Count("id", filter=Q(sla_state=ticket_choices.SlaState.BREACHED) | Q(due_at__lte=now)),

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy
 from core.exceptions import DomainError
 from core.exports import csv_response, export_audit, query_filters
 from crm.models import Contact, Segment
+from crm.selectors import contact_can_change
 from journeys import analytics
 from journeys.choices import Channel, EventSource
 from journeys.ingest import events_ingest
@@ -24,9 +25,9 @@ from surveys import services as survey_services
 from surveys.models import Survey
 
 from . import selectors
-from .models import ChurnScore
 
-AT_RISK = 60
+# Dashboard tables that list people: their CSV is an export of contacts.
+PEOPLE_TABLES = {"at_risk"}
 
 
 class TimelineFilter(forms.Form):
@@ -74,6 +75,10 @@ def contact_360(request, contact_id: int):
         return _quick_action(request, contact_id)
     # Its own ids: the touchpoint form on the same page has a "channel" field too.
     filters = TimelineFilter(request.GET or None, auto_id="timeline_%s")
+    can_see_tickets = request.user.has_perm("tickets.view_ticket")
+    if not can_see_tickets:  # marketing: no tickets anywhere, not even as a filter
+        kind = filters.fields["kind"]
+        kind.choices = [choice for choice in kind.choices if choice[0] != "ticket"]
     params = filters.cleaned_data if filters.is_valid() else {}
     view = selectors.contact_360(
         contact_id=contact_id,
@@ -93,7 +98,10 @@ def contact_360(request, contact_id: int):
         "can_log_touchpoint": request.user.has_perm("journeys.add_event"),
         "can_send_survey": request.user.has_perm("surveys.add_invitation"),
         "can_log_ticket": request.user.has_perm("tickets.add_ticket"),
-        "can_move": request.user.has_perm("journeys.change_enrollment"),
+        # Sales move only the contacts they may change: no button that would be refused.
+        "can_move": request.user.has_perm("journeys.change_enrollment")
+        and contact_can_change(user=request.user, contact=view.contact),
+        "can_see_tickets": can_see_tickets,
         "opts": Contact._meta,
         "next_before": view.next_before.isoformat() if view.next_before else "",
         # The ticket timeline entries carry their due time as ISO text; the page shows it formatted.
@@ -203,11 +211,10 @@ def _panels(user, *, start: date | None, end: date | None, segment: Segment | No
     if user.has_perm("tickets.view_ticket"):
         panels["tickets"] = selectors.ticket_sla_summary(user=user)
     if user.has_perm("crm.view_contact"):
-        at_risk = ChurnScore.objects.filter(score__gte=AT_RISK, contact__erased_at__isnull=True)
-        if not user.has_perm("crm.change_any_contact"):
-            at_risk = at_risk.filter(contact__owner=user)
-        panels["at_risk"] = list(at_risk.select_related("contact").order_by("-score")[:10])
+        at_risk = selectors.contacts_at_risk(user=user)
+        panels["at_risk"] = list(at_risk[:10])
         panels["at_risk_count"] = at_risk.count()
+        panels["at_risk_export"] = user.has_perm("crm.export_contact")
     if user.has_perm("automation.view_message"):
         panels["campaigns"] = selectors.campaign_sends(start=start, end=end)
     return panels
@@ -266,6 +273,9 @@ def _csv_rows(name: str, panels: dict) -> tuple[list, list] | None:
 
 def _csv(request, name: str, panels: dict) -> HttpResponse:
     """A dashboard table as a spreadsheet-safe CSV, audited like every export."""
+    if name in PEOPLE_TABLES and not request.user.has_perm("crm.export_contact"):
+        # Names of people are an export of contacts (README, "Roles": not for support).
+        raise PermissionDenied
     table = _csv_rows(name, panels)
     if table is None:
         return HttpResponse(_("Unknown export."), status=400, content_type="text/plain; charset=utf-8")

@@ -319,6 +319,16 @@ class EnrollmentInline(TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def get_fields(self, request, obj=None):
+        # The move link only for someone who may move this contact (sales: own and unowned).
+        fields = super().get_fields(request, obj)
+        may_move = (
+            obj is not None
+            and request.user.has_perm("journeys.change_enrollment")
+            and crm_selectors.contact_can_change(user=request.user, contact=obj)
+        )
+        return fields if may_move else [name for name in fields if name != "move"]
+
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("journey", "stage")
 

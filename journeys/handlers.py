@@ -8,12 +8,13 @@ from crm import registry
 
 from .choices import EnrollmentStatus
 from .models import Enrollment, Event, StageTransition
+from .selectors import journeys_visible
 from .services import journey_last_orders
 
 
 @registry.timeline.register("journeys.event")
 def event_entries(*, contact, limit: int, before=None, user=None) -> list[registry.TimelineEntry]:
-    rows = Event.objects.filter(contact=contact).select_related("touchpoint")
+    rows = journeys_visible(user=user, queryset=Event.objects.filter(contact=contact)).select_related("touchpoint")
     if before is not None:
         rows = rows.filter(occurred_at__lt=before)
     return [
@@ -30,9 +31,8 @@ def event_entries(*, contact, limit: int, before=None, user=None) -> list[regist
 
 @registry.timeline.register("journeys.stage")
 def stage_entries(*, contact, limit: int, before=None, user=None) -> list[registry.TimelineEntry]:
-    rows = StageTransition.objects.filter(enrollment__contact=contact).select_related(
-        "journey", "from_stage", "to_stage"
-    )
+    rows = journeys_visible(user=user, queryset=StageTransition.objects.filter(enrollment__contact=contact))
+    rows = rows.select_related("journey", "from_stage", "to_stage")
     if before is not None:
         rows = rows.filter(at__lt=before)
     return [
@@ -85,9 +85,11 @@ def erase_personal_data(*, contact, actor) -> None:
 
 @registry.exporters.register("journeys")
 def export_journeys(*, contact, user=None) -> dict:
-    transitions = StageTransition.objects.filter(enrollment__contact=contact).select_related(
-        "journey", "from_stage", "to_stage"
-    )
+    """The contact's enrollments, stage moves and events, as far as `user` may see them."""
+    transitions = journeys_visible(user=user, queryset=StageTransition.objects.filter(enrollment__contact=contact))
+    transitions = transitions.select_related("journey", "from_stage", "to_stage")
+    enrollments = journeys_visible(user=user, queryset=Enrollment.objects.filter(contact=contact))
+    events = journeys_visible(user=user, queryset=Event.objects.filter(contact=contact))
     return {
         "enrollments": [
             {
@@ -97,7 +99,7 @@ def export_journeys(*, contact, user=None) -> dict:
                 "enrolled_at": e.enrolled_at.isoformat(),
                 "stage_entered_at": e.stage_entered_at.isoformat(),
             }
-            for e in Enrollment.objects.filter(contact=contact).select_related("journey", "stage")
+            for e in enrollments.select_related("journey", "stage")
         ],
         "stage_transitions": [
             {
@@ -118,7 +120,7 @@ def export_journeys(*, contact, user=None) -> dict:
                 "value": str(e.value) if e.value is not None else None,
                 "properties": e.properties,
             }
-            for e in Event.objects.filter(contact=contact).order_by("occurred_at", "id").iterator(chunk_size=2000)
+            for e in events.order_by("occurred_at", "id").iterator(chunk_size=2000)
         ],
     }
 

@@ -6,8 +6,18 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 
 from core.caching import ShortLived
+from core.selectors import rows_visible
 
 from .models import Enrollment, Event, Stage, StageRule, Touchpoint
+
+
+def journeys_visible(*, user, queryset: QuerySet) -> QuerySet:
+    """What of a journeys queryset (journeys, stages, touchpoints, rules, events, enrollments,
+    stage moves, ingest keys) `user` may see: every role reads journeys, stages, events and moves
+    (README, "Roles"); ingest keys only managers; a user without the model's `view_` permission
+    none; `user=None` (the system) everything. The 360 view, the personal-data export and the
+    dashboard go through it."""
+    return rows_visible(user=user, queryset=queryset)
 
 
 def contact_enrollments(*, contact_id: int) -> QuerySet[Enrollment]:

@@ -10,11 +10,12 @@ from crm import registry
 
 from . import summaries
 from .models import Invitation, Response
+from .selectors import surveys_visible
 
 
 @registry.timeline.register("surveys.response")
 def response_entries(*, contact, limit: int, before=None, user=None) -> list[registry.TimelineEntry]:
-    rows = Response.objects.filter(contact=contact).select_related("survey")
+    rows = surveys_visible(user=user, queryset=Response.objects.filter(contact=contact)).select_related("survey")
     if before is not None:
         rows = rows.filter(answered_at__lt=before)
     return [
@@ -46,6 +47,9 @@ def merge_summaries(*, winner, loser, actor) -> None:
 
 @registry.exporters.register("surveys")
 def export_surveys(*, contact, user=None) -> dict:
+    """The contact's invitations and answers, as far as `user` may see them."""
+    invitations = surveys_visible(user=user, queryset=Invitation.objects.filter(contact=contact))
+    responses = surveys_visible(user=user, queryset=Response.objects.filter(contact=contact))
     return {
         "invitations": [
             {
@@ -54,11 +58,11 @@ def export_surveys(*, contact, user=None) -> dict:
                 "sent_at": i.sent_at.isoformat() if i.sent_at else None,
                 "answered_at": i.answered_at.isoformat() if i.answered_at else None,
             }
-            for i in Invitation.objects.filter(contact=contact).select_related("survey").order_by("created_at")
+            for i in invitations.select_related("survey").order_by("created_at")
         ],
         "responses": [
             {"survey": r.survey.name, "score": r.score, "comment": r.comment, "at": r.answered_at.isoformat()}
-            for r in Response.objects.filter(contact=contact).select_related("survey").order_by("answered_at")
+            for r in responses.select_related("survey").order_by("answered_at")
         ],
     }
 

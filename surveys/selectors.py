@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.caching import ShortLived
+from core.selectors import rows_visible
 from crm import selectors as crm_selectors
 from crm.models import Segment, Tag
 from journeys import selectors as journey_selectors
@@ -37,6 +38,15 @@ from journeys.models import Stage
 
 from . import choices, metrics, summaries
 from .models import Invitation, Response, ResultSummary, SendSummary, Survey
+
+
+def surveys_visible(*, user, queryset: QuerySet) -> QuerySet:
+    """What of a surveys queryset (surveys, invitations, answers, results) `user` may see: every
+    role reads surveys and their results (README, "Roles"); a user without the model's `view_`
+    permission none; `user=None` (the system) everything. The 360 view, the personal-data export
+    and the dashboard's satisfaction trends go through it."""
+    return rows_visible(user=user, queryset=queryset)
+
 
 _stage_surveys = ShortLived(
     lambda: list(

@@ -536,6 +536,13 @@ class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
     def get_queryset(self, request):
         return selectors.tickets_visible(user=request.user, queryset=super().get_queryset(request))
 
+    def has_view_history_or_change_history_permission(self, request, obj=None):
+        # simple-history's history page falls back to the last history row of a ticket that is not
+        # in get_queryset: the visibility rule must hold there too (sales: their contacts' only).
+        if obj is not None and not selectors.ticket_is_visible(user=request.user, ticket=obj):
+            return False
+        return super().has_view_history_or_change_history_permission(request, obj)
+
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         paginator = super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
         if isinstance(paginator, QueuePaginator) and request.GET.get(SEARCH_VAR, "").strip():

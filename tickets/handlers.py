@@ -15,9 +15,7 @@ from .selectors import tickets_visible
 
 @registry.timeline.register("tickets.ticket")
 def ticket_entries(*, contact, limit: int, before=None, user=None) -> list[registry.TimelineEntry]:
-    rows = Ticket.objects.filter(contact=contact)
-    if user is not None:
-        rows = tickets_visible(user=user, queryset=rows)
+    rows = tickets_visible(user=user, queryset=Ticket.objects.filter(contact=contact))
     if before is not None:
         rows = rows.filter(created_at__lt=before)
     return [
@@ -69,9 +67,7 @@ def erase_personal_data(*, contact, actor) -> None:
 def export_tickets(*, contact, user=None) -> list[dict]:
     """The contact's tickets with their comments, as far as `user` may see them (a role that
     reads no tickets exports none; a manager's export is complete)."""
-    tickets = Ticket.objects.filter(contact=contact)
-    if user is not None:
-        tickets = tickets_visible(user=user, queryset=tickets)
+    tickets = tickets_visible(user=user, queryset=Ticket.objects.filter(contact=contact))
     tickets = tickets.prefetch_related("comments").order_by("created_at")
     return [
         {

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.statistics import percentile
+from crm.models import Contact
 from journeys.models import Stage
 
 from . import choices, sla
@@ -30,13 +31,26 @@ def ticket_list() -> QuerySet[Ticket]:
 
 def tickets_visible(*, user, queryset: QuerySet[Ticket] | None = None) -> QuerySet[Ticket]:
     """Support and managers (tickets.view_all_tickets) see every ticket; sales (tickets.view_ticket
-    alone) see the tickets of the contacts they own; anyone else sees none."""
+    alone) see the tickets of the contacts they own; anyone else (marketing) sees none; `user=None`
+    (the system) every one. Every page, export and API that shows tickets goes through it: the
+    queue and API, the 360 view, the personal-data export, the dashboard, the status log."""
     queryset = Ticket.objects.all() if queryset is None else queryset
+    if user is None:
+        return queryset
     if user.has_perm("tickets.view_all_tickets"):
         return queryset
     if user.has_perm("tickets.view_ticket"):
         return queryset.filter(contact__owner=user)
     return queryset.none()
+
+
+def ticket_is_visible(*, user, ticket: Ticket) -> bool:
+    """tickets_visible's rule for one ticket in hand, also a deleted one (a history record)."""
+    if user.has_perm("tickets.view_all_tickets"):
+        return True
+    if not user.has_perm("tickets.view_ticket"):
+        return False
+    return Contact.objects.filter(pk=ticket.contact_id, owner=user).exists()
 
 
 def support_agents() -> QuerySet:

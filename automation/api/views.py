@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from core.api.pagination import CursorPagination
 from core.api.permissions import ModelPermissions
 from core.api.schema import ValidationErrorSerializer
+from core.api.visibility import VisibleRows
 
 from .. import selectors, services
 from ..filtersets import MessageFilterSet, MessageTemplateFilterSet, ReferralFilterSet, WorkflowFilterSet
@@ -18,8 +19,10 @@ class ByNamePagination(CursorPagination):
     ordering = ("name", "id")
 
 
-class WorkflowViewSet(viewsets.ModelViewSet):
+class WorkflowViewSet(VisibleRows, viewsets.ModelViewSet):
     """Workflows with their steps; `start` starts one by hand for some contacts."""
+
+    visible = staticmethod(selectors.automation_visible)
 
     queryset = Workflow.objects.prefetch_related(Prefetch("steps", WorkflowStep.objects.order_by("order")))
     serializer_class = s.WorkflowSerializer
@@ -59,7 +62,8 @@ class WorkflowViewSet(viewsets.ModelViewSet):
         return Response(s.StartReplySerializer(body).data, status=status.HTTP_200_OK)
 
 
-class MessageTemplateViewSet(viewsets.ModelViewSet):
+class MessageTemplateViewSet(VisibleRows, viewsets.ModelViewSet):
+    visible = staticmethod(selectors.automation_visible)
     queryset = MessageTemplate.objects.all()
     serializer_class = s.MessageTemplateSerializer
     permission_classes = [ModelPermissions]
@@ -72,8 +76,10 @@ class MessagePagination(CursorPagination):
     ordering = ("-created_at", "-id")
 
 
-class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class MessageViewSet(VisibleRows, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The outbox, read-only: every message sent, failed or skipped, with the reason."""
+
+    visible = staticmethod(selectors.automation_visible)
 
     queryset = Message.objects.all()
     serializer_class = s.MessageSerializer
@@ -83,8 +89,10 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     ordering_fields: list[str] = []
 
 
-class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ReferralViewSet(VisibleRows, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Referrals with their rewards, read-only; `report` sums them per advocate."""
+
+    visible = staticmethod(selectors.automation_visible)
 
     queryset = Referral.objects.select_related("reward")
     serializer_class = s.ReferralSerializer

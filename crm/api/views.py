@@ -8,6 +8,7 @@ from rest_framework.response import Response
 
 from core.api.pagination import CursorPagination
 from core.api.permissions import ModelPermissions
+from core.api.visibility import VisibleRows
 from core.exports import export_audit, query_filters
 
 from .. import choices, selectors, services
@@ -57,7 +58,7 @@ class ContactViewSet(viewsets.ModelViewSet):
     }
 
     def get_queryset(self):
-        queryset = selectors.contact_list()
+        queryset = selectors.contacts_visible(user=self.request.user, queryset=selectors.contact_list())
         # Erased contacts stay out of lists unless erased=true/false asks about them explicitly.
         asked = self.request.query_params.get("erased", "").lower() in ("true", "false", "1", "0")
         if self.action in ("list", "export_csv") and not asked:
@@ -171,7 +172,8 @@ class ContactViewSet(viewsets.ModelViewSet):
         return response
 
 
-class CompanyViewSet(viewsets.ModelViewSet):
+class CompanyViewSet(VisibleRows, viewsets.ModelViewSet):
+    visible = staticmethod(selectors.crm_visible)
     queryset = Company.objects.select_related("owner").prefetch_related("tags")
     serializer_class = s.CompanySerializer
     permission_classes = [ModelPermissions]
@@ -189,7 +191,8 @@ class CompanyViewSet(viewsets.ModelViewSet):
         )
 
 
-class PersonaViewSet(viewsets.ModelViewSet):
+class PersonaViewSet(VisibleRows, viewsets.ModelViewSet):
+    visible = staticmethod(selectors.crm_visible)
     queryset = Persona.objects.all()
     serializer_class = s.PersonaSerializer
     permission_classes = [ModelPermissions]
@@ -197,7 +200,8 @@ class PersonaViewSet(viewsets.ModelViewSet):
     ordering_fields = ["name", "created_at"]
 
 
-class TagViewSet(viewsets.ModelViewSet):
+class TagViewSet(VisibleRows, viewsets.ModelViewSet):
+    visible = staticmethod(selectors.crm_visible)
     queryset = Tag.objects.all()
     serializer_class = s.TagSerializer
     permission_classes = [ModelPermissions]
@@ -206,7 +210,8 @@ class TagViewSet(viewsets.ModelViewSet):
     ordering = ["name"]
 
 
-class SegmentViewSet(viewsets.ModelViewSet):
+class SegmentViewSet(VisibleRows, viewsets.ModelViewSet):
+    visible = staticmethod(selectors.crm_visible)
     queryset = Segment.objects.select_related("owner")
     serializer_class = s.SegmentSerializer
     permission_classes = [ModelPermissions]
@@ -234,7 +239,8 @@ class SegmentViewSet(viewsets.ModelViewSet):
     def members(self, request, pk=None):
         """The contacts in the segment now, paginated."""
         segment = self.get_object()
-        page = self.paginate_queryset(selectors.segment_members(segment=segment))
+        members = selectors.contacts_visible(user=request.user, queryset=selectors.segment_members(segment=segment))
+        page = self.paginate_queryset(members)
         return self.get_paginated_response(
             s.ContactSerializer(page, many=True, context=self.get_serializer_context()).data
         )
@@ -244,8 +250,10 @@ class ConsentPagination(CursorPagination):
     ordering = ("-occurred_at", "-id")
 
 
-class ConsentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ConsentViewSet(VisibleRows, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The consent ledger, read-only. Record consent at /contacts/{id}/consent/."""
+
+    visible = staticmethod(selectors.crm_visible)
 
     queryset = Consent.objects.all()
     serializer_class = s.ConsentSerializer

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from core.api.pagination import CursorPagination
 from core.api.permissions import ModelPermissions
 from core.api.schema import ValidationErrorSerializer
+from core.api.visibility import VisibleRows
 from core.throttling import UserRateThrottle
 from crm import selectors as crm_selectors
 
@@ -24,6 +25,7 @@ from ..filtersets import (
     TouchpointFilterSet,
 )
 from ..models import Enrollment, Event, IngestKey, Journey, Stage, StageRule, StageTransition, Touchpoint
+from ..selectors import journeys_visible
 from . import analytics as analytics_api
 from . import serializers as s
 from .authentication import IngestKeyAuthentication, IngestKeyThrottle
@@ -34,8 +36,10 @@ class ByNamePagination(CursorPagination):
     ordering = ("name", "id")
 
 
-class JourneyViewSet(viewsets.ModelViewSet):
+class JourneyViewSet(VisibleRows, viewsets.ModelViewSet):
     """Journeys with their stages, addressed by slug."""
+
+    visible = staticmethod(journeys_visible)
 
     queryset = Journey.objects.prefetch_related("stages")
     serializer_class = s.JourneySerializer
@@ -120,7 +124,8 @@ class JourneyViewSet(viewsets.ModelViewSet):
         return self.get_paginated_response(analytics_api.StalledSerializer(page, many=True).data)
 
 
-class StageViewSet(viewsets.ModelViewSet):
+class StageViewSet(VisibleRows, viewsets.ModelViewSet):
+    visible = staticmethod(journeys_visible)
     queryset = Stage.objects.select_related("journey")
     serializer_class = s.StageSerializer
     permission_classes = [ModelPermissions]
@@ -132,7 +137,8 @@ class StageViewSet(viewsets.ModelViewSet):
         return super().get_queryset().order_by("journey__slug", "order")
 
 
-class TouchpointViewSet(viewsets.ModelViewSet):
+class TouchpointViewSet(VisibleRows, viewsets.ModelViewSet):
+    visible = staticmethod(journeys_visible)
     queryset = Touchpoint.objects.all()
     serializer_class = s.TouchpointSerializer
     permission_classes = [ModelPermissions]
@@ -140,7 +146,8 @@ class TouchpointViewSet(viewsets.ModelViewSet):
     pagination_class = ByNamePagination
 
 
-class StageRuleViewSet(viewsets.ModelViewSet):
+class StageRuleViewSet(VisibleRows, viewsets.ModelViewSet):
+    visible = staticmethod(journeys_visible)
     queryset = StageRule.objects.select_related("journey", "stage")
     serializer_class = s.StageRuleSerializer
     permission_classes = [ModelPermissions]
@@ -152,8 +159,10 @@ class EventPagination(CursorPagination):
     ordering = ("-occurred_at", "-id")
 
 
-class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class EventViewSet(VisibleRows, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The event ledger. POST takes one event or a list (see the create operation)."""
+
+    visible = staticmethod(journeys_visible)
 
     queryset = Event.objects.select_related("touchpoint")
     serializer_class = s.EventSerializer
@@ -260,10 +269,12 @@ class EnrollmentPagination(CursorPagination):
 
 
 class EnrollmentViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+    VisibleRows, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
 ):
     """A contact in a journey. Create enrolls; `move-stage` moves with a reason. The ledger of
     moves is at /transitions/."""
+
+    visible = staticmethod(journeys_visible)
 
     queryset = Enrollment.objects.select_related("journey", "stage", "contact")
     serializer_class = s.EnrollmentSerializer
@@ -314,8 +325,10 @@ class TransitionPagination(CursorPagination):
     ordering = ("-at", "-id")
 
 
-class StageTransitionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class StageTransitionViewSet(VisibleRows, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The append-only ledger of stage moves."""
+
+    visible = staticmethod(journeys_visible)
 
     queryset = StageTransition.objects.select_related("journey", "from_stage", "to_stage", "enrollment")
     serializer_class = s.StageTransitionSerializer

@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from core.api.pagination import CursorPagination
 from core.api.permissions import ModelPermissions
 from core.api.schema import ValidationErrorSerializer
+from core.api.visibility import VisibleRows
 
 from .. import selectors, services
 from ..filtersets import InvitationFilterSet, ResponseFilterSet, SurveyFilterSet
@@ -18,8 +19,10 @@ class ByNamePagination(CursorPagination):
     ordering = ("name", "id")
 
 
-class SurveyViewSet(viewsets.ModelViewSet):
+class SurveyViewSet(VisibleRows, viewsets.ModelViewSet):
     """Surveys; `invite` invites contacts or a segment, `results` gives the figures."""
+
+    visible = staticmethod(selectors.surveys_visible)
 
     queryset = Survey.objects.all()
     serializer_class = s.SurveySerializer
@@ -70,8 +73,10 @@ class InvitationPagination(CursorPagination):
     ordering = ("-created_at", "-id")
 
 
-class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class InvitationViewSet(VisibleRows, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Invitations, read-only (create them with /surveys/{id}/invite/). Links are never shown."""
+
+    visible = staticmethod(selectors.surveys_visible)
 
     queryset = Invitation.objects.select_related("survey")
     serializer_class = s.InvitationSerializer
@@ -84,8 +89,10 @@ class ResponsePagination(CursorPagination):
     ordering = ("-id",)
 
 
-class ResponseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ResponseViewSet(VisibleRows, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Answers, read-only, newest first."""
+
+    visible = staticmethod(selectors.surveys_visible)
 
     queryset = SurveyResponse.objects.select_related("survey")
     serializer_class = s.ResponseSerializer
