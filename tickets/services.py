@@ -28,12 +28,11 @@ from crm import services as crm_services
 from crm.models import Contact
 from journeys import selectors as journey_selectors
 
-from . import attachments, choices, mailout, notifications, routing, sla
+from . import attachments, calendars, choices, mailout, notifications, routing, sla
 from .models import (
     MAX_BODY_CHARS,
     BusinessCalendar,
     SLAPolicy,
-    SLATarget,
     Team,
     Ticket,
     TicketAttachment,
@@ -61,27 +60,36 @@ def sla_policy_default() -> SLAPolicy:
 
 
 def _calendar(calendar: BusinessCalendar) -> sla.Calendar:
-    return sla.Calendar.from_model(calendar)  # two queries: its intervals and its holidays
+    return calendars.sla_calendar(calendar)  # built once per revision of the calendar
 
 
 def _targets(ticket: Ticket) -> sla.Targets:
-    target = SLATarget.objects.filter(policy_id=ticket.sla_policy_id, priority=ticket.priority).first()
-    if target is None:
+    minutes = calendars.policy_targets(ticket.sla_policy).get(ticket.priority)  # read once per revision
+    if minutes is None:
         raise DomainError(
             _("The SLA policy has no target for %(priority)s priority.") % {"priority": ticket.get_priority_display()},
             code="no_sla_target",
             field="priority",
         )
+    first_response, next_response, resolution = minutes
     return sla.Targets(
-        first_response=target.first_response_minutes * 60,
-        next_response=target.next_response_minutes * 60,
-        resolution=target.resolution_minutes * 60,
+        first_response=first_response * 60,
+        next_response=next_response * 60,
+        resolution=resolution * 60,
         at_risk_percent=ticket.sla_policy.at_risk_percent,
     )
 
 
 def ticket_clock(ticket: Ticket, *, now: datetime | None = None) -> sla.Clock:
-    """The SLA clock of a ticket, from its status log and replies (3-4 queries)."""
+    """The SLA clock of a ticket, from its status log and replies, with its policy and calendar
+    as they are now (3 queries; the calendar and the targets are built once per revision)."""
+    ticket.sla_policy = SLAPolicy.objects.select_related("calendar").get(pk=ticket.sla_policy_id)
+    return _clock(ticket, now=now)
+
+
+def _clock(ticket: Ticket, *, now: datetime | None = None) -> sla.Clock:
+    """ticket_clock with the policy and calendar the ticket was read with: the services' tickets
+    were just read with them, under the ticket's lock (`_lock`), so their revisions are current."""
     now = now or timezone.now()
     log = list(ticket.status_changes.order_by("at", "id").values_list("at", "to_status"))
     replies = list(
@@ -103,7 +111,7 @@ def ticket_clock(ticket: Ticket, *, now: datetime | None = None) -> sla.Clock:
 def _refresh_sla(ticket: Ticket, *, now: datetime | None = None) -> list[str]:
     """Store the due times the queue sorts and the beat task scans by. Returns changed fields."""
     now = now or timezone.now()
-    clock = ticket_clock(ticket, now=now)
+    clock = _clock(ticket, now=now)
     values = {
         "first_response_due_at": clock.first_response.due,
         "first_response_at_risk_at": clock.first_response.at_risk_at,
@@ -190,6 +198,9 @@ def ticket_create(
     ticket.full_clean(exclude=["sla_state"])
     ticket._history_user = actor
     ticket.save()
+    # The policy as it is now, with its calendar (the one passed in may have been read before a
+    # calendar or target changed: its revisions would name what was built before).
+    ticket.sla_policy = SLAPolicy.objects.select_related("calendar").get(pk=ticket.sla_policy_id)
     _log_status(ticket, to_status=choices.Status.NEW, actor=ticket.created_by, at=ticket.created_at, initial=True)
     changed = _refresh_sla(ticket)
     if changed:
