@@ -153,8 +153,19 @@ def _save(ticket: Ticket, actor, fields: Iterable[str]) -> None:
     ticket.save(update_fields=[*set(fields), "updated_at"])
 
 
+def _locking():
+    return Ticket.objects.select_for_update(of=("self",)).select_related("sla_policy__calendar")
+
+
 def _lock(ticket: Ticket) -> Ticket:
-    return Ticket.objects.select_for_update(of=("self",)).select_related("sla_policy__calendar").get(pk=ticket.pk)
+    return _locking().get(pk=ticket.pk)
+
+
+def ticket_for_update(**filters) -> Ticket | None:
+    """The ticket that matches `filters` (None when none does), locked until the caller's
+    transaction ends, with its contact, policy and calendar: read so, it can be passed to
+    ticket_customer_reply(locked=True) in the same transaction, which then reads it no second time."""
+    return _locking().select_related("contact").filter(**filters).first()
 
 
 def _check_assignee(assignee) -> None:
@@ -470,9 +481,23 @@ def _note_refused(ticket: Ticket, refused: list[str]) -> None:
         TicketComment.objects.create(ticket=ticket, author=None, is_public=False, body=body[:MAX_BODY_CHARS])
 
 
+def _clean_customer_comment(comment: TicketComment) -> None:
+    """Validate the text and choices; not the ticket and the contact, which are rows in hand (the
+    ticket locked): checking that they exist would cost two queries a comment."""
+    comment.full_clean(exclude=["ticket", "author", "author_contact"])
+
+
 @transaction.atomic
 def ticket_customer_reply(
-    *, ticket: Ticket, contact, body: str, via: str, files: Iterable = (), skip_refused_files: bool = False
+    *,
+    ticket: Ticket,
+    contact,
+    body: str,
+    via: str,
+    files: Iterable = (),
+    skip_refused_files: bool = False,
+    message_id: str = "",
+    locked: bool = False,
 ) -> TicketComment:
     """A public comment from the customer (by email, on their ticket page). A pending ticket
     (waiting for the customer) goes back to open, so its SLA clock resumes; a resolved one is
@@ -481,13 +506,18 @@ def ticket_customer_reply(
 
     `files`: IncomingFile, (name, content_type, data) tuples or uploaded files. A refused file
     refuses the whole reply (AttachmentRefused), unless `skip_refused_files`: then the reply is
-    kept and an internal note says which files were refused and why (the email path)."""
+    kept and an internal note says which files were refused and why (the email path).
+
+    `message_id`: the email's Message-ID, kept on the comment for threading. `locked`: `ticket`
+    was read by ticket_for_update in the caller's transaction (the inbound mail path), so its row
+    is locked and current already."""
     if via not in (choices.Via.EMAIL, choices.Via.PORTAL, choices.Via.FORM):
         raise ValueError(f"ticket_customer_reply(): a customer does not write via {via!r}")
     accepted, refused = _check_files(files)
     if refused and not skip_refused_files:
         raise AttachmentRefused(" ".join(refused), field="files")
-    ticket = _lock(ticket)
+    if not locked:
+        ticket = _lock(ticket)
     for _hop in range(5):  # follow merges (a chain is short; a cycle cannot be made)
         if not ticket.merged_into_id:
             break
@@ -497,8 +527,10 @@ def ticket_customer_reply(
     body = body.strip()
     if not body and accepted:
         body = _("(attachments only)")
-    comment = TicketComment(ticket=ticket, author=None, author_contact=contact, body=body, is_public=True, via=via)
-    comment.full_clean()
+    comment = TicketComment(
+        ticket=ticket, author=None, author_contact=contact, body=body, is_public=True, via=via, message_id=message_id
+    )
+    _clean_customer_comment(comment)
     comment.save()
     _store_files(ticket, comment, accepted)
     _note_refused(ticket, refused)
@@ -572,7 +604,7 @@ def ticket_open_from_customer(
         is_public=True,
         via=via,
     )
-    comment.full_clean()
+    _clean_customer_comment(comment)
     comment.save()
     _store_files(ticket, comment, accepted)
     _note_refused(ticket, refused)
