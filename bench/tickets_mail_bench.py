@@ -6,11 +6,13 @@ Host busy% before and during. See bench/README.md, "tickets_mail_bench.py".
 
     .venv/bin/python bench/tickets_mail_bench.py                  # 2,000 messages, 3 runs, ~4 min
     .venv/bin/python bench/tickets_mail_bench.py --messages 500 --runs 1
+    REDIS_URL=redis://127.0.0.1:6379/7 .venv/bin/python bench/tickets_mail_bench.py --workers 2
 """
 
 import argparse
 import email
 import email.policy
+import logging
 import os
 import random
 import statistics
@@ -41,6 +43,14 @@ def parse_args():
     parser.add_argument("--messages", type=int, default=2000, help="messages put into the mailbox (default 2000)")
     parser.add_argument("--runs", type=int, default=3, help="runs; the median is reported (default 3)")
     parser.add_argument("--new-share", type=float, default=0.1, help="share of messages that open new tickets")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure the worker-pool path (SUPPORT_IMAP_WORKERS): a real Celery worker of N "
+        "processes on REDIS_URL, fed UID batches of 100 by mailbox_dispatch (default: off)",
+    )
     return parser.parse_args()
 
 
@@ -158,6 +168,124 @@ def backend_cpu() -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of one process, from /proc; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def worker_pids(pid: int) -> list[int]:
+    try:
+        return [pid, *(int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+    except OSError:
+        return [pid]
+
+
+def backend_pids() -> list[int]:
+    """The PostgreSQL backends of the bench database but this process's own (the worker's)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+class Worker:
+    """A real Celery worker (prefork, N processes) on REDIS_URL, on a queue of its own, reading
+    the bench's database and Dovecot."""
+
+    def __init__(self, processes: int, imap_url: str):
+        import subprocess
+        import uuid
+
+        self.queue = f"bench-mail-{uuid.uuid4().hex[:10]}"
+        env = {
+            **os.environ,
+            "CELERY_BROKER_URL": os.environ["REDIS_URL"],
+            "CELERY_TASK_ALWAYS_EAGER": "0",
+            "CELERY_TASK_DEFAULT_QUEUE": self.queue,
+            "SUPPORT_IMAP_URL": imap_url,
+            "SUPPORT_IMAP_WORKERS": "1",
+        }
+        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=prefork"]
+        command += [f"--concurrency={processes}", "-Q", self.queue, "--loglevel=WARNING"]
+        self.process = subprocess.Popen(
+            command, cwd=Path(__file__).resolve().parent.parent, env=env, stdout=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 60
+        while len(worker_pids(self.process.pid)) < processes + 1:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                sys.exit("The Celery worker did not start.")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except Exception:
+            self.process.kill()
+
+
+def forget_in_flight() -> None:
+    """The poll's in-flight marks of the previous run (tickets.imap.IN_FLIGHT) go with its rows."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    keys = list(client.scan_iter(match="*tickets:imap:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+def run_workers(worker: Worker, count: int) -> tuple[float, float, float]:
+    """(messages/s, CPU ms per message of the worker's processes + this process, of the
+    PostgreSQL backends): the beat's dispatch from here, the batches on the worker pool, until
+    every message is in the ledger and every acknowledgment sent."""
+    from config.celery import app
+    from tickets import imap
+    from tickets.models import InboundEmail
+    from tickets.tasks import ingest_mail_task
+
+    forget_in_flight()
+    pids, backends = worker_pids(worker.process.pid), backend_pids()
+    cpu0 = sum(map(proc_cpu, pids)) + time.process_time()
+    pg0 = {pid: proc_cpu(pid) for pid in backends}
+    started = time.perf_counter()
+    app.conf.task_always_eager = False
+    try:
+        imap.mailbox_dispatch(
+            queue=lambda uidvalidity, uids: ingest_mail_task.apply_async((uidvalidity, uids), queue=worker.queue)
+        )
+    finally:
+        app.conf.task_always_eager = True
+    done = InboundEmail.objects.filter(ack_delivery__in=("", "sent"))
+    deadline = time.monotonic() + 30 + count  # a second a message: something is wrong
+    # The worker's connections close after each task (CONN_MAX_AGE 0), so their backends come
+    # and go: each is sampled every 0.1 s while it lives (its last tenth of a second is missed,
+    # so the PostgreSQL figure is a slight underestimate).
+    seen = dict(pg0)
+
+    def sample():
+        for pid in backend_pids():
+            seen[pid] = max(seen.get(pid, 0.0), proc_cpu(pid))  # 0 once it is gone: keep the last
+
+    while done.count() < count:
+        if time.monotonic() > deadline or worker.process.poll() is not None:
+            sys.exit(f"The worker pool did not finish: {done.count()} of {count} in the ledger.")
+        for _ in range(3):
+            sample()
+            time.sleep(0.1)
+    wall = time.perf_counter() - started
+    cpu = sum(map(proc_cpu, worker_pids(worker.process.pid))) + time.process_time() - cpu0
+    sample()
+    pg = sum(value - pg0.get(pid, 0.0) for pid, value in seen.items())
+    return count / wall, cpu * 1000 / count, pg * 1000 / count
+
+
 def main() -> None:
     args = parse_args()
     env = environment()
@@ -167,6 +295,8 @@ def main() -> None:
     import django
 
     django.setup()
+    # The eager acknowledgment tasks log a line each; keep the output to the figures.
+    logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
     from django.conf import settings
     from django.core.management import call_command
 
@@ -180,6 +310,12 @@ def main() -> None:
     ticket_ids = ensure_tickets()
     server = Dovecot().start()
     settings.SUPPORT_IMAP_URL = server.url
+    worker = None
+    if args.workers:
+        if not os.environ.get("REDIS_URL"):
+            sys.exit("--workers needs REDIS_URL (the broker of the worker it starts).")
+        worker = Worker(args.workers, server.url)
+        say(f"worker: celery prefork, {args.workers} processes, queue {worker.queue}")
     try:
         reset(server)
         raws = messages(args.messages, ticket_ids, args.new_share, seed=int(time.time()))
@@ -207,13 +343,23 @@ def main() -> None:
             pg_ms = (backend_cpu() - pg0) * 1000 / max(1, counts["read"])
             poll_busy = busy_between(before, cpu_times())
             rate = counts["read"] / poll_s
-            rows.append((rate, fetched / fetch_s, fetched / parse_s, poll_busy, floor_busy, py_ms, pg_ms))
+            pool = ()
+            if worker is not None:
+                reset(server)
+                before = cpu_times()
+                pool = (*run_workers(worker, counts["read"]), busy_between(before, cpu_times()))
+            rows.append((rate, fetched / fetch_s, fetched / parse_s, poll_busy, floor_busy, py_ms, pg_ms, pool))
             say(
                 f"run {run}: poller {counts['read']} messages in {poll_s:.1f} s = {rate:.0f}/s "
                 f"({counts}); floor FETCH {fetched / fetch_s:.0f}/s, FETCH+parse {fetched / parse_s:.0f}/s; "
                 f"CPU per message: Python {py_ms:.1f} ms + PostgreSQL {pg_ms:.1f} ms; "
                 f"busy% poller {poll_busy:.0f}, floors {floor_busy:.0f}"
             )
+            if pool:
+                say(
+                    f"run {run}: worker pool ({args.workers} processes) {pool[0]:.0f}/s; CPU per message: "
+                    f"Python {pool[1]:.1f} ms + PostgreSQL {pool[2]:.1f} ms; busy% {pool[3]:.0f}"
+                )
         rate = statistics.median(r[0] for r in rows)
         fetch = statistics.median(r[1] for r in rows)
         parse = statistics.median(r[2] for r in rows)
@@ -231,8 +377,22 @@ def main() -> None:
             f"{1000 / (py_ms + pg_ms):.0f} messages/s of CPU, what a quiet host would approach"
         )
         say(f"target: poller >= {TARGET_PER_SECOND} messages/s: {verdict(rate >= TARGET_PER_SECOND)} ({rate:.0f}/s)")
+        if worker is not None:
+            pool_rate = statistics.median(r[7][0] for r in rows)
+            say(
+                f"worker pool ({args.workers} processes), median: {pool_rate:.0f} messages/s "
+                f"({pool_rate / fetch:.3f}x FETCH), CPU per message Python "
+                f"{statistics.median(r[7][1] for r in rows):.1f} ms + PostgreSQL "
+                f"{statistics.median(r[7][2] for r in rows):.1f} ms; busy% {', '.join(f'{r[7][3]:.0f}' for r in rows)}"
+            )
+            say(
+                f"target: worker pool >= {TARGET_PER_SECOND} messages/s: "
+                f"{verdict(pool_rate >= TARGET_PER_SECOND)} ({pool_rate:.0f}/s)"
+            )
         reset(server)
     finally:
+        if worker is not None:
+            worker.stop()
         server.stop()
 
 

@@ -228,6 +228,9 @@ SERVER_EMAIL = os.environ.get("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 SUPPORT_EMAIL = os.environ.get("SUPPORT_EMAIL", "support@localhost")
 SUPPORT_FROM_NAME = os.environ.get("SUPPORT_FROM_NAME", "Support")
 SUPPORT_IMAP_URL = os.environ.get("SUPPORT_IMAP_URL", "")
+# On: the beat's poll hands the unseen messages to the worker pool in batches of 100
+# (tickets.ingest_mail), so every worker process ingests; off: the poll ingests them itself.
+SUPPORT_IMAP_WORKERS = envbool("SUPPORT_IMAP_WORKERS", "0")
 TICKETS_ATTACHMENT_MAX_BYTES = envint("TICKETS_ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024))
 # Incoming support mail (tickets.inbound): a larger message is refused and left where it was.
 TICKETS_INBOUND_MAX_BYTES = envint("TICKETS_INBOUND_MAX_BYTES", str(25 * 1024 * 1024))

@@ -5,10 +5,18 @@ Every change that moves due times (a calendar's time zone, its intervals, a holi
 calendar or at-risk share, a target) queues tickets.sla_recompute for the calendar or policy once
 the transaction commits. The receivers below catch the admin, the API and the shell alike;
 within one transaction the same calendar or policy is queued once, however many rows changed
-(an admin save of a calendar with twelve intervals is one recompute)."""
+(an admin save of a calendar with twelve intervals is one recompute).
+
+The same changes give the calendar or the policy a new `revision`, under which each process
+keeps the sla.Calendar and the targets it built (`sla_calendar`, `policy_targets`): a ticket's
+clock reads both from its locked row's calendar and policy, with no query, and a change is seen
+by the very next ticket, in every process, whatever the clocks say."""
 
 import logging
+import threading
+import uuid
 import zoneinfo
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import UTC, datetime, time
 
@@ -63,8 +71,60 @@ def calendar_save(*, calendar: BusinessCalendar | None, fields: dict, hours: lis
             BusinessHours.objects.bulk_create(
                 [BusinessHours(calendar=calendar, weekday=d, start_time=s, end_time=e) for d, s, e in wanted]
             )
-            recompute_on_commit(calendar_id=calendar.pk)  # bulk_create sends no post_save
+            _touch(BusinessCalendar, calendar.pk)  # bulk_create sends no post_save
+            recompute_on_commit(calendar_id=calendar.pk)
     return calendar
+
+
+# --- what each process keeps, per revision ---------------------------------------------------------
+
+CACHE_SIZE = 64  # calendars (or policies) kept per thread; a site has a handful
+_kept = threading.local()  # per thread: an sla.Calendar fills its day tables as it is used
+
+
+def _keep(kind: str, key, build):
+    cache = getattr(_kept, kind, None)
+    if cache is None:
+        cache = OrderedDict()
+        setattr(_kept, kind, cache)
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = build()
+        if len(cache) > CACHE_SIZE:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+    return found
+
+
+def sla_calendar(calendar: BusinessCalendar) -> sla.Calendar:
+    """The working time of `calendar` as an sla.Calendar, built (two queries: its hours and its
+    holidays) once per revision; its day tables and running totals carry over from one ticket
+    to the next."""
+    return _keep(
+        "calendars", (calendar.pk, calendar.revision, calendar.timezone), lambda: sla.Calendar.from_model(calendar)
+    )
+
+
+def policy_targets(policy: SLAPolicy) -> dict[str, tuple[int, int, int]]:
+    """{priority: (first response, next response, resolution) in business minutes} of the
+    policy, read (one query) once per revision."""
+    return _keep(
+        "targets",
+        (policy.pk, policy.revision),
+        lambda: {
+            priority: (first, following, resolution)
+            for priority, first, following, resolution in SLATarget.objects.filter(policy_id=policy.pk).values_list(
+                "priority", "first_response_minutes", "next_response_minutes", "resolution_minutes"
+            )
+        },
+    )
+
+
+def _touch(model, pk: int) -> None:
+    """A new revision for the calendar or policy whose hours, holidays or targets changed, in the
+    same transaction as the change."""
+    model.objects.filter(pk=pk).update(revision=uuid.uuid4())
 
 
 # --- recompute after commit --------------------------------------------------------------------------------
@@ -107,7 +167,11 @@ class _Recompute:
 
 def _calendar_changed(sender, instance, **kwargs):
     calendar_id = instance.pk if sender is BusinessCalendar else instance.calendar_id
-    if kwargs.get("raw") or calendar_id is None:
+    if calendar_id is None:
+        return
+    if sender is not BusinessCalendar:  # a calendar's own save gave it a new revision
+        _touch(BusinessCalendar, calendar_id)
+    if kwargs.get("raw"):
         return
     if sender is BusinessCalendar and kwargs.get("created"):
         return  # no policy uses it yet
@@ -122,7 +186,11 @@ def _calendar_changed(sender, instance, **kwargs):
 
 def _policy_changed(sender, instance, **kwargs):
     policy_id = instance.pk if sender is SLAPolicy else instance.policy_id
-    if kwargs.get("raw") or policy_id is None:
+    if policy_id is None:
+        return
+    if sender is not SLAPolicy:
+        _touch(SLAPolicy, policy_id)
+    if kwargs.get("raw"):
         return
     if sender is SLAPolicy and (kwargs.get("created") or kwargs.get("signal") is post_delete):
         return  # a new policy has no tickets; a policy with tickets cannot be deleted (PROTECT)

@@ -45,7 +45,7 @@ from crm.models import Contact
 
 from . import choices, mailout, tokens
 from .models import MAX_BODY_CHARS, InboundEmail, Ticket, TicketComment
-from .services import attachment_store, ticket_customer_reply, ticket_open_from_customer
+from .services import attachment_store, ticket_customer_reply, ticket_for_update, ticket_open_from_customer
 
 logger = logging.getLogger(__name__)
 
@@ -371,7 +371,8 @@ def _bounce_details(message: Message) -> tuple[list[str], str]:
 
 
 def _route(message: Message, sender: str) -> tuple[Ticket | None, str]:
-    """(ticket, reason): the ticket the message answers, or None for a new one with the reason."""
+    """(ticket, reason): the ticket the message answers, locked for this transaction
+    (services.ticket_for_update), or None for a new one with the reason."""
     forged = False
     for address in _addresses(message, "To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To"):
         local = address.partition("@")[0]
@@ -381,7 +382,7 @@ def _route(message: Message, sender: str) -> tuple[Ticket | None, str]:
         if ticket_id is None:
             forged = True
             continue
-        ticket = Ticket.objects.select_related("contact").filter(pk=ticket_id).first()
+        ticket = ticket_for_update(pk=ticket_id)
         if ticket is not None:
             return ticket, ""
         forged = True
@@ -400,12 +401,10 @@ def _route(message: Message, sender: str) -> tuple[Ticket | None, str]:
             or InboundEmail.objects.filter(ack_message_id__in=referenced).values_list("ticket_id", flat=True).first()
         )
         if ticket_id:
-            return Ticket.objects.select_related("contact").get(pk=ticket_id), ""
+            return ticket_for_update(pk=ticket_id), ""
     match = SUBJECT_REF.search(_header(message, "Subject"))
     if match:
-        ticket = (
-            Ticket.objects.select_related("contact").filter(pk=int(match[1]), contact__email__iexact=sender).first()
-        )
+        ticket = ticket_for_update(pk=int(match[1]), contact__email__iexact=sender)
         if ticket is not None:
             return ticket, ""
     return None, Reason.FORGED_TOKEN if forged else ""
@@ -465,21 +464,24 @@ def inbound_receive(*, raw: bytes, source: str = "imap") -> InboundEmail:
         )  # fmt: skip
     message_id, digest = message_key(raw, message)
     base = {"message_id": message_id, "sha256": digest, "source": source, "sender": sender[:320], "subject": subject}
-    existing = InboundEmail.objects.filter(message_id=message_id).exclude(status=Status.DUPLICATE).defer("raw").first()
-    if existing is not None:
-        if existing.sha256 == digest:
-            return existing  # read again: done already
-        return _record(**base, size=size, raw=raw, status=Status.DUPLICATE, reason=Reason.DUPLICATE,
-                       detail=_("Message-ID already used by message %(id)s.") % {"id": existing.pk})  # fmt: skip
     try:
         with transaction.atomic():
             return _process(message, raw=raw, base=base, name=name, sender=sender)
     except IntegrityError:
-        # Another poller or webhook call took the same message at the same moment.
-        existing = InboundEmail.objects.filter(message_id=message_id).exclude(status=Status.DUPLICATE).first()
+        # The ledger's unique Message-ID: the message was read before (the poller died before
+        # marking it \Seen, a webhook retried) or is being read by another poller right now.
+        # Nothing of this attempt is kept: its transaction rolled back (a stored attachment's
+        # file stays, see services.attachment_store). Asking first would cost every message a
+        # query for the rare one read twice.
+        existing = (
+            InboundEmail.objects.filter(message_id=message_id).exclude(status=Status.DUPLICATE).defer("raw").first()
+        )
         if existing is None:
             raise
-        return existing
+    if existing.sha256 == digest:
+        return existing  # read again: done already
+    return _record(**base, size=size, raw=raw, status=Status.DUPLICATE, reason=Reason.DUPLICATE,
+                   detail=_("Message-ID already used by message %(id)s.") % {"id": existing.pk})  # fmt: skip
 
 
 def inbound_refuse_too_large(*, head: bytes, size: int, source: str) -> InboundEmail:
@@ -549,14 +551,20 @@ def _process(message: Message, *, raw: bytes, base: dict, name: str, sender: str
     if not body:
         body = _("(attachments only)") if attachments else _("(no text)")
     if ticket is not None and ticket.merged_into_id:
-        ticket = Ticket.objects.get(pk=ticket.merged_into_id)
+        ticket = ticket_for_update(pk=ticket.merged_into_id)
     if ticket is not None and ticket.status == choices.Status.CLOSED:
         route_reason, ticket = Reason.CLOSED, None
     try:
         if ticket is not None:
             contact = ticket.contact if (ticket.contact.email or "").lower() == sender else _contact_for(sender, name)
-            comment = ticket_customer_reply(ticket=ticket, contact=contact, body=body, via=choices.Via.EMAIL)
-            TicketComment.objects.filter(pk=comment.pk).update(message_id=base["message_id"][:255])
+            comment = ticket_customer_reply(
+                ticket=ticket,
+                contact=contact,
+                body=body,
+                via=choices.Via.EMAIL,
+                message_id=base["message_id"][:255],
+                locked=True,
+            )
             row.ticket, row.comment = ticket, comment
         else:
             ticket = ticket_open_from_customer(

@@ -1,6 +1,7 @@
 """Support tickets, their comments and status log, and the SLA policies and business calendars
 the clock runs on (see docs/architecture.md, "tickets")."""
 
+import uuid
 import zoneinfo
 
 from django.conf import settings
@@ -31,6 +32,14 @@ def validate_work_days(value):
         raise ValidationError(_("Give the working days as a list of distinct numbers 0 (Monday) to 6 (Sunday)."))
 
 
+def _new_revision(instance, save_kwargs: dict) -> None:
+    """A save writes a new revision, never the one the instance was read with: an instance
+    read before a holiday changed cannot bring back the revision of the old hours."""
+    instance.revision = uuid.uuid4()
+    if save_kwargs.get("update_fields") is not None:
+        save_kwargs["update_fields"] = {*save_kwargs["update_fields"], "revision"}
+
+
 class BusinessCalendar(TimeStampedModel):
     """When support works: working intervals per weekday (`hours`, 0..n a day) in a time zone,
     minus holidays (`holidays`, whole or part days). Hours that end at or before they start run
@@ -39,6 +48,9 @@ class BusinessCalendar(TimeStampedModel):
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     timezone = models.CharField(_("time zone"), max_length=64, validators=[validate_timezone])
+    # A new random value on every change of the calendar, its hours or its holidays (save()
+    # below; tickets.calendars for the others): the key of the built sla.Calendar a process keeps.
+    revision = models.UUIDField(default=uuid.uuid4, editable=False)
 
     class Meta:
         verbose_name = _("business calendar")
@@ -47,6 +59,10 @@ class BusinessCalendar(TimeStampedModel):
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        _new_revision(self, kwargs)
+        super().save(*args, **kwargs)
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -122,6 +138,9 @@ class SLAPolicy(TimeStampedModel):
         validators=[MinValueValidator(1)],
         help_text=_("A ticket is at risk once this share of a target's business time is used."),
     )
+    # A new random value on every change of the policy or its targets: the key of the targets a
+    # process keeps (tickets.calendars.policy_targets).
+    revision = models.UUIDField(default=uuid.uuid4, editable=False)
 
     class Meta:
         verbose_name = _("SLA policy")
@@ -133,6 +152,10 @@ class SLAPolicy(TimeStampedModel):
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        _new_revision(self, kwargs)
+        super().save(*args, **kwargs)
 
 
 class SLATarget(models.Model):

@@ -28,12 +28,11 @@ from crm import services as crm_services
 from crm.models import Contact
 from journeys import selectors as journey_selectors
 
-from . import attachments, choices, mailout, notifications, routing, sla
+from . import attachments, calendars, choices, mailout, notifications, routing, sla
 from .models import (
     MAX_BODY_CHARS,
     BusinessCalendar,
     SLAPolicy,
-    SLATarget,
     Team,
     Ticket,
     TicketAttachment,
@@ -61,27 +60,36 @@ def sla_policy_default() -> SLAPolicy:
 
 
 def _calendar(calendar: BusinessCalendar) -> sla.Calendar:
-    return sla.Calendar.from_model(calendar)  # two queries: its intervals and its holidays
+    return calendars.sla_calendar(calendar)  # built once per revision of the calendar
 
 
 def _targets(ticket: Ticket) -> sla.Targets:
-    target = SLATarget.objects.filter(policy_id=ticket.sla_policy_id, priority=ticket.priority).first()
-    if target is None:
+    minutes = calendars.policy_targets(ticket.sla_policy).get(ticket.priority)  # read once per revision
+    if minutes is None:
         raise DomainError(
             _("The SLA policy has no target for %(priority)s priority.") % {"priority": ticket.get_priority_display()},
             code="no_sla_target",
             field="priority",
         )
+    first_response, next_response, resolution = minutes
     return sla.Targets(
-        first_response=target.first_response_minutes * 60,
-        next_response=target.next_response_minutes * 60,
-        resolution=target.resolution_minutes * 60,
+        first_response=first_response * 60,
+        next_response=next_response * 60,
+        resolution=resolution * 60,
         at_risk_percent=ticket.sla_policy.at_risk_percent,
     )
 
 
 def ticket_clock(ticket: Ticket, *, now: datetime | None = None) -> sla.Clock:
-    """The SLA clock of a ticket, from its status log and replies (3-4 queries)."""
+    """The SLA clock of a ticket, from its status log and replies, with its policy and calendar
+    as they are now (3 queries; the calendar and the targets are built once per revision)."""
+    ticket.sla_policy = SLAPolicy.objects.select_related("calendar").get(pk=ticket.sla_policy_id)
+    return _clock(ticket, now=now)
+
+
+def _clock(ticket: Ticket, *, now: datetime | None = None) -> sla.Clock:
+    """ticket_clock with the policy and calendar the ticket was read with: the services' tickets
+    were just read with them, under the ticket's lock (`_lock`), so their revisions are current."""
     now = now or timezone.now()
     log = list(ticket.status_changes.order_by("at", "id").values_list("at", "to_status"))
     replies = list(
@@ -103,7 +111,7 @@ def ticket_clock(ticket: Ticket, *, now: datetime | None = None) -> sla.Clock:
 def _refresh_sla(ticket: Ticket, *, now: datetime | None = None) -> list[str]:
     """Store the due times the queue sorts and the beat task scans by. Returns changed fields."""
     now = now or timezone.now()
-    clock = ticket_clock(ticket, now=now)
+    clock = _clock(ticket, now=now)
     values = {
         "first_response_due_at": clock.first_response.due,
         "first_response_at_risk_at": clock.first_response.at_risk_at,
@@ -145,8 +153,19 @@ def _save(ticket: Ticket, actor, fields: Iterable[str]) -> None:
     ticket.save(update_fields=[*set(fields), "updated_at"])
 
 
+def _locking():
+    return Ticket.objects.select_for_update(of=("self",)).select_related("sla_policy__calendar")
+
+
 def _lock(ticket: Ticket) -> Ticket:
-    return Ticket.objects.select_for_update(of=("self",)).select_related("sla_policy__calendar").get(pk=ticket.pk)
+    return _locking().get(pk=ticket.pk)
+
+
+def ticket_for_update(**filters) -> Ticket | None:
+    """The ticket that matches `filters` (None when none does), locked until the caller's
+    transaction ends, with its contact, policy and calendar: read so, it can be passed to
+    ticket_customer_reply(locked=True) in the same transaction, which then reads it no second time."""
+    return _locking().select_related("contact").filter(**filters).first()
 
 
 def _check_assignee(assignee) -> None:
@@ -190,6 +209,9 @@ def ticket_create(
     ticket.full_clean(exclude=["sla_state"])
     ticket._history_user = actor
     ticket.save()
+    # The policy as it is now, with its calendar (the one passed in may have been read before a
+    # calendar or target changed: its revisions would name what was built before).
+    ticket.sla_policy = SLAPolicy.objects.select_related("calendar").get(pk=ticket.sla_policy_id)
     _log_status(ticket, to_status=choices.Status.NEW, actor=ticket.created_by, at=ticket.created_at, initial=True)
     changed = _refresh_sla(ticket)
     if changed:
@@ -459,9 +481,23 @@ def _note_refused(ticket: Ticket, refused: list[str]) -> None:
         TicketComment.objects.create(ticket=ticket, author=None, is_public=False, body=body[:MAX_BODY_CHARS])
 
 
+def _clean_customer_comment(comment: TicketComment) -> None:
+    """Validate the text and choices; not the ticket and the contact, which are rows in hand (the
+    ticket locked): checking that they exist would cost two queries a comment."""
+    comment.full_clean(exclude=["ticket", "author", "author_contact"])
+
+
 @transaction.atomic
 def ticket_customer_reply(
-    *, ticket: Ticket, contact, body: str, via: str, files: Iterable = (), skip_refused_files: bool = False
+    *,
+    ticket: Ticket,
+    contact,
+    body: str,
+    via: str,
+    files: Iterable = (),
+    skip_refused_files: bool = False,
+    message_id: str = "",
+    locked: bool = False,
 ) -> TicketComment:
     """A public comment from the customer (by email, on their ticket page). A pending ticket
     (waiting for the customer) goes back to open, so its SLA clock resumes; a resolved one is
@@ -470,13 +506,18 @@ def ticket_customer_reply(
 
     `files`: IncomingFile, (name, content_type, data) tuples or uploaded files. A refused file
     refuses the whole reply (AttachmentRefused), unless `skip_refused_files`: then the reply is
-    kept and an internal note says which files were refused and why (the email path)."""
+    kept and an internal note says which files were refused and why (the email path).
+
+    `message_id`: the email's Message-ID, kept on the comment for threading. `locked`: `ticket`
+    was read by ticket_for_update in the caller's transaction (the inbound mail path), so its row
+    is locked and current already."""
     if via not in (choices.Via.EMAIL, choices.Via.PORTAL, choices.Via.FORM):
         raise ValueError(f"ticket_customer_reply(): a customer does not write via {via!r}")
     accepted, refused = _check_files(files)
     if refused and not skip_refused_files:
         raise AttachmentRefused(" ".join(refused), field="files")
-    ticket = _lock(ticket)
+    if not locked:
+        ticket = _lock(ticket)
     for _hop in range(5):  # follow merges (a chain is short; a cycle cannot be made)
         if not ticket.merged_into_id:
             break
@@ -486,8 +527,10 @@ def ticket_customer_reply(
     body = body.strip()
     if not body and accepted:
         body = _("(attachments only)")
-    comment = TicketComment(ticket=ticket, author=None, author_contact=contact, body=body, is_public=True, via=via)
-    comment.full_clean()
+    comment = TicketComment(
+        ticket=ticket, author=None, author_contact=contact, body=body, is_public=True, via=via, message_id=message_id
+    )
+    _clean_customer_comment(comment)
     comment.save()
     _store_files(ticket, comment, accepted)
     _note_refused(ticket, refused)
@@ -561,7 +604,7 @@ def ticket_open_from_customer(
         is_public=True,
         via=via,
     )
-    comment.full_clean()
+    _clean_customer_comment(comment)
     comment.save()
     _store_files(ticket, comment, accepted)
     _note_refused(ticket, refused)

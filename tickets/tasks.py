@@ -1,3 +1,5 @@
+import imaplib
+
 from celery import shared_task
 
 from . import services
@@ -66,13 +68,39 @@ def send_acknowledgment_task(self, inbound_id: int) -> str:
 @shared_task(name="tickets.poll_mailbox", acks_late=False, ignore_result=True)
 def poll_mailbox_task() -> dict:
     """Beat, every minute: read the support mailbox (SUPPORT_IMAP_URL) and turn each new message
-    into a comment or a ticket (tickets.inbound); then queue again the replies whose email was
-    never handed to the broker."""
+    into a comment or a ticket (tickets.inbound), here or, with SUPPORT_IMAP_WORKERS, by handing
+    batches of it to the worker pool (tickets.ingest_mail); then queue again the replies whose
+    email was never handed to the broker."""
+    from django.conf import settings
+
     from . import imap, mailout
 
-    result = imap.mailbox_poll() if imap.configured() else {"skipped": "SUPPORT_IMAP_URL is not set"}
+    if not imap.configured():
+        result = {"skipped": "SUPPORT_IMAP_URL is not set"}
+    elif settings.SUPPORT_IMAP_WORKERS:
+        result = imap.mailbox_dispatch(queue=lambda uidvalidity, uids: ingest_mail_task.delay(uidvalidity, uids))
+    else:
+        result = imap.mailbox_poll()
     result["requeued"] = mailout.requeue_stale()
     return result
+
+
+@shared_task(
+    name="tickets.ingest_mail",
+    acks_late=True,  # a worker that dies mid-batch leaves the batch to the broker, which hands it out again
+    reject_on_worker_lost=True,
+    autoretry_for=(OSError, imaplib.IMAP4.error),  # the IMAP server is away: again in 10 s, 20 s, ...
+    max_retries=6,
+    retry_backoff=10,
+    retry_backoff_max=300,
+    ignore_result=True,
+)
+def ingest_mail_task(uidvalidity: int, uids: list[int]) -> dict:
+    """One batch of the support mailbox's unseen messages (tickets.imap.mailbox_ingest): each
+    ingested once whatever runs it twice, marked \\Seen after its commit."""
+    from . import imap
+
+    return imap.mailbox_ingest(uidvalidity=uidvalidity, uids=uids)
 
 
 @shared_task(name="tickets.send_ticket_acknowledgment", bind=True, acks_late=True, max_retries=SEND_RETRIES)

@@ -708,3 +708,23 @@ def test_a_ticket_opened_on_the_web_is_acknowledged_once(ticket, smtp, django_ca
     assert ack["To"] == "leila@customer.example" and ack["Auto-Submitted"] == "auto-replied"
     assert ack["Reply-To"] == tokens.reply_address(ticket.pk)
     assert tokens.customer_page_url(ticket.pk) in plain(ack) and 'dir="rtl"' in html(ack)
+
+
+# --- cost ----------------------------------------------------------------------------------------------------
+
+
+def test_a_reply_by_email_is_a_bounded_number_of_statements(ticket, django_assert_max_num_queries):
+    """The poller's hot path (bench/tickets_mail_bench.py): the ticket is read and locked once, the
+    comment gets its Message-ID as it is inserted, the business calendar and the targets are kept
+    from the previous message, and a message read twice is caught by the ledger's unique
+    constraint instead of a query first. (Inside the test's transaction BEGIN/COMMIT are a
+    savepoint and its release.)"""
+    to = tokens.reply_address(ticket.pk)
+    inbound.inbound_receive(raw=customer_mail(to=to, body="First").as_bytes())  # the calendar is kept now
+    raw = customer_mail(to=to, body="Second").as_bytes()
+    with django_assert_max_num_queries(12):
+        row = inbound.inbound_receive(raw=raw)
+    assert row.status == "processed" and row.comment.body == "Second" and row.comment.message_id == row.message_id
+    # The same message again: the constraint refuses its row; nothing of the second attempt stays.
+    assert inbound.inbound_receive(raw=raw) == row
+    assert TicketComment.objects.filter(ticket=ticket, via="email").count() == 2
