@@ -55,6 +55,7 @@ class AutoSchema(BaseAutoSchema):
             add("404", "The cursor is not one this list gave.", ErrorSerializer)
         if operation.get("requestBody"):
             add("413", "The body is over the limit; the limit is stated.", OverLimitSerializer)
+            add("415", "The body's content type is not one this operation reads.", ErrorSerializer)
         add("414", "The address is over the limit; the limit is stated.", OverLimitSerializer)
         add("429", "Too many requests; retry after the Retry-After header.", ErrorSerializer)
         operation["responses"] = dict(sorted(responses.items()))

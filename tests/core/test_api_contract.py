@@ -65,6 +65,14 @@ def test_out_of_range_dates_on_the_messages_filters_are_a_400(api, dave, value):
         assert list(response.json()) == [name]
 
 
+def test_a_time_offset_postgresql_does_not_take_is_read_as_utc(api, dave):
+    # Python reads offsets up to 24 hours; PostgreSQL refused +17:18 with a server error.
+    for url, name in (("/api/v1/messages/", "created_after"), ("/api/v1/survey-responses/", "answered_before")):
+        response = api(dave).get(url, {name: "5163-12-01T21:10:01+17:18"})
+
+        assert response.status_code == 200, (url, response.content[:200])
+
+
 def test_a_huge_expected_days_is_a_400_and_stalled_still_answers(api, dave):
     journey = JourneyFactory(slug="life")
     stage = StageFactory(journey=journey, order=1)
@@ -174,7 +182,7 @@ def test_every_operation_documents_its_error_statuses(api, dave):
             statuses = set(operation["responses"])
             assert {"401", "403", "414", "429"} <= statuses, (method, path)
             if method in ("post", "put", "patch"):
-                assert {"400", "413"} <= statuses, (method, path)
+                assert {"400", "413", "415"} <= statuses, (method, path)
             if "{" in path:
                 assert "404" in statuses, (method, path)
             if method == "delete":
