@@ -5,8 +5,8 @@ read refused as a 400 that says what is wrong, instead of a server error further
 - Numbers that are not finite (`1e400` reads as infinity): jsonb and numeric keep none.
 - JSON nested deeper than MAX_DEPTH, or too deep for the parser at all.
 
-The events endpoint reads with EventsJSONParser instead: it checks each event by itself and
-refuses only the bad ones, with the reason (journeys.ingest)."""
+The events and history-import endpoints read with BatchJSONParser instead: they check each item
+by itself and refuse only the bad ones, with the reason (journeys.ingest, journeys.backfill)."""
 
 from django.utils.translation import gettext as _
 from rest_framework import parsers
@@ -30,9 +30,9 @@ class JSONParser(parsers.JSONParser):
         return data
 
 
-class EventsJSONParser(parsers.JSONParser):
-    """Lets NaN and Infinity through as numbers: the events endpoint refuses the events that hold
-    them, one by one, and stores the others."""
+class BatchJSONParser(parsers.JSONParser):
+    """Lets NaN and Infinity (and NUL text) through: the batch endpoints refuse the items that
+    hold them, one by one, and store the others."""
 
     strict = False
 

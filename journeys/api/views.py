@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from core.api.pagination import CursorPagination
-from core.api.parsers import EventsJSONParser, FormParser, MultiPartParser
+from core.api.parsers import BatchJSONParser, FormParser, MultiPartParser
 from core.api.permissions import ModelPermissions
 from core.api.schema import ValidationErrorSerializer
 from core.throttling import UserRateThrottle
@@ -162,7 +162,7 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     # API tokens are django-rest-knox's, as everywhere else (config/settings.py).
     authentication_classes = [IngestKeyAuthentication, TokenAuthentication, SessionAuthentication]
     # Events with NUL text, non-finite numbers or deep nesting are refused one by one (ingest).
-    parser_classes = [EventsJSONParser, FormParser, MultiPartParser]
+    parser_classes = [BatchJSONParser, FormParser, MultiPartParser]
     permission_classes = [EventPermissions]
     throttle_classes = [IngestKeyThrottle, UserRateThrottle]
     filterset_class = EventFilterSet
@@ -353,7 +353,14 @@ class StageTransitionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
             "time order. Imported history starts no workflow and sends no survey."
         ),
     )
-    @action(detail=False, methods=["post"], pagination_class=None, filterset_class=None)
+    @action(
+        detail=False,
+        methods=["post"],
+        pagination_class=None,
+        filterset_class=None,
+        # Moves are checked one by one, as events are (journeys.backfill).
+        parser_classes=[BatchJSONParser, FormParser, MultiPartParser],
+    )
     def backfill(self, request):
         """Import historical stage moves with their original times, in any order."""
         limit = settings.JOURNEYS_MAX_BATCH
