@@ -81,10 +81,11 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Under /api/: a JSON 414 for an address over API_MAX_URI_LENGTH, a JSON 400 for a NUL in it.
-    "core.middleware.ApiAddressMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    # Under /api/: a JSON 414 for an address over API_MAX_URI_LENGTH, a JSON 400 for a NUL in it
+    # (after LocaleMiddleware: the message is in the client's language).
+    "core.middleware.ApiAddressMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

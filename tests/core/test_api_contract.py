@@ -163,6 +163,9 @@ def test_an_address_over_the_limit_is_a_json_414_with_the_limit(api, dave, setti
     assert response.status_code == 414
     assert response["Content-Type"] == "application/json"
     assert response.json()["limit"] == settings.API_MAX_URI_LENGTH
+    # In the client's language, as every other API error.
+    persian = api(dave).get("/api/v1/contacts/", {"q": "x" * 5000}, HTTP_ACCEPT_LANGUAGE="fa")
+    assert persian.json()["detail"] == f"نشانی بیش از {settings.API_MAX_URI_LENGTH} نویسه است."
 
 
 def test_a_cursor_the_list_did_not_give_is_a_documented_json_404(api, dave):
