@@ -58,6 +58,9 @@ class AutoSchema(BaseAutoSchema):
             add("415", "The body's content type is not one this operation reads.", ErrorSerializer)
         add("414", "The address is over the limit; the limit is stated.", OverLimitSerializer)
         add("429", "Too many requests; retry after the Retry-After header.", ErrorSerializer)
+        if self.method != "GET":
+            # A change may queue work (core.broker): with the queue down it is refused, not lost.
+            add("503", "The task queue is down; retry after the Retry-After header.", ErrorSerializer)
         operation["responses"] = dict(sorted(responses.items()))
         return operation
 
