@@ -1,6 +1,8 @@
 import django_filters as filters
 from django.utils.translation import gettext_lazy as _
 
+from core.filters import IsoDateTimeFilter
+
 from . import choices
 from .models import Message, MessageTemplate, Referral, Workflow
 
@@ -33,10 +35,8 @@ class MessageFilterSet(filters.FilterSet):
     channel = filters.MultipleChoiceFilter(choices=choices.Channel.choices, distinct=False)
     status = filters.MultipleChoiceFilter(choices=choices.MessageStatus.choices, distinct=False)
     skip_reason = filters.MultipleChoiceFilter(choices=choices.SkipReason.choices, distinct=False)
-    created_after = filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="gte", label=_("Created at or after")
-    )
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt", label=_("Created before"))
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte", label=_("Created at or after"))
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt", label=_("Created before"))
 
     class Meta:
         model = Message

@@ -85,6 +85,9 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     # The calendar dates are shown in, as the staff user chose it (core.calendars).
     "core.middleware.CalendarMiddleware",
+    # Under /api/: a JSON 414 for an address over API_MAX_URI_LENGTH, a JSON 400 for a NUL in it
+    # (after LocaleMiddleware: the message is in the client's language).
+    "core.middleware.ApiAddressMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -345,6 +348,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "core.api.schema.AutoSchema",
+    # DRF's parsers, refusing NUL characters, non-finite numbers and deep nesting with a 400.
+    "DEFAULT_PARSER_CLASSES": [
+        "core.api.parsers.JSONParser",
+        "core.api.parsers.FormParser",
+        "core.api.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "core.api.exceptions.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "user": os.environ.get("API_USER_RATE", "6000/minute"),
@@ -366,6 +375,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The schema says what the API sends: times of day, overlapping alternatives (core.api.schema).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.api.schema.postprocess"],
     "ENUM_NAME_OVERRIDES": {
         "LanguageEnum": "crm.choices.Language",
         "ConsentChannelEnum": "crm.choices.ConsentChannel",
@@ -448,6 +459,9 @@ AUTOMATION_REFERRAL_REWARD_AMOUNT = os.environ.get("AUTOMATION_REFERRAL_REWARD_A
 AUTOMATION_REFERRAL_LANDING_URL = os.environ.get("AUTOMATION_REFERRAL_LANDING_URL", SITE_URL + "/")
 # The largest request body read at all: the events endpoint's documented limit (a larger one is a
 # JSON 413 under /api/, core.errors).
+# Under /api/, a longer address (path and query string) is a JSON 414 (core.middleware). Below
+# gunicorn's own request-line limit (4094 bytes, a plain 400), so the API answers it first.
+API_MAX_URI_LENGTH = envint("API_MAX_URI_LENGTH", "4000")
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", str(JOURNEYS_MAX_BODY_BYTES))
 
 # Security: production values unless DEBUG is on.

@@ -1,5 +1,7 @@
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponseRedirect, JsonResponse
+from django.utils.translation import gettext as _
 
 from core import calendars
 from core.broker import BROKER_ERRORS, BrokerUnavailable
@@ -27,6 +29,35 @@ class BrokerUnavailableMiddleware:
         response = JsonResponse({"detail": str(exc.message), "code": exc.code}, status=503)
         response["Retry-After"] = str(exc.retry_after)
         return response
+
+
+class ApiAddressMiddleware:
+    """Under /api/, an address PostgreSQL or the server cannot take is refused before any view:
+    over API_MAX_URI_LENGTH characters (path and query) a JSON 414 with the limit, and a NUL
+    character in the path or a query parameter a JSON 400 (PostgreSQL keeps no NUL in text)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith("/api/"):
+            refused = self.refuse(request)
+            if refused is not None:
+                return refused
+        return self.get_response(request)
+
+    @staticmethod
+    def refuse(request):
+        limit = settings.API_MAX_URI_LENGTH
+        if len(request.path) + len(request.META.get("QUERY_STRING", "")) > limit:
+            detail = _("The address is longer than %(limit)d characters.") % {"limit": limit}
+            return JsonResponse({"detail": detail, "limit": limit}, status=414)
+        nul = "\x00" in request.path or any(
+            "\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()
+        )
+        if nul:
+            return JsonResponse({"detail": _("Text may not contain NUL (0x00) characters.")}, status=400)
+        return None
 
 
 class CalendarMiddleware:

@@ -13,6 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from core.digits import latin_digits
+from core.filters import IsoDateTimeFilter
 
 from . import choices
 from .models import Company, Consent, Contact, Persona, Segment, Tag
@@ -100,8 +101,8 @@ class ContactFilterSet(filters.FilterSet):
     persona_id = filters.NumberFilter(field_name="persona_id")
     tag = TagFilter(field_name="tags__name", label=_("Tag (any of)"))
     source = filters.MultipleChoiceFilter(choices=choices.ContactSource.choices, distinct=False)
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     has_email = filters.BooleanFilter(field_name="email", lookup_expr="isnull", exclude=True)
     has_phone = filters.BooleanFilter(field_name="phone", lookup_expr="isnull", exclude=True)
     referred_by_id = filters.NumberFilter(field_name="referred_by_id")
@@ -181,8 +182,8 @@ class ConsentFilterSet(filters.FilterSet):
     channel = filters.ChoiceFilter(choices=choices.ConsentChannel.choices)
     purpose = filters.ChoiceFilter(choices=choices.ConsentPurpose.choices)
     status = filters.ChoiceFilter(choices=choices.ConsentStatus.choices)
-    occurred_after = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    occurred_after = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = Consent

@@ -119,7 +119,8 @@ def scores(*, as_of: datetime, contact_ids=None) -> dict[int, tuple[int, list[di
         Enrollment.objects.filter(status="active", stage__expected_days__isnull=False, stage_entered_at__lt=as_of)
     ).values_list("contact_id", "stage_entered_at", "stage__expected_days")
     for pk, entered, days in stalled:
-        if pk in points and as_of - entered > timedelta(days=days):
+        # min(): a value stored before journeys capped expected_days must not stop the daily run.
+        if pk in points and as_of - entered > timedelta(days=min(days, timedelta.max.days)):
             points[pk]["stalled"] = 10
 
     withdrawn = scoped(

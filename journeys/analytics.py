@@ -526,8 +526,12 @@ def stalled_enrollments(
     overdue = Q()
     for each in journey_stages(journey):
         if each.expected_days is not None and (stage is None or each.pk == stage.pk):
+            try:
+                cutoff = now - timedelta(days=each.expected_days)
+            except OverflowError:
+                continue  # stored before the limit on expected_days: longer than anyone can stay
             # Per stage, so (journey, stage, stage_entered_at) serves every branch.
-            overdue |= Q(stage_id=each.pk, stage_entered_at__lt=now - timedelta(days=each.expected_days))
+            overdue |= Q(stage_id=each.pk, stage_entered_at__lt=cutoff)
     if not overdue:
         return Enrollment.objects.none()
     rows = Enrollment.objects.filter(overdue, journey=journey, status=choices.EnrollmentStatus.ACTIVE)

@@ -2,6 +2,8 @@
 
 import django_filters as filters
 
+from core.filters import IsoDateTimeFilter
+
 from . import choices
 from .models import Enrollment, Event, Journey, Stage, StageRule, StageTransition, Touchpoint
 
@@ -40,8 +42,8 @@ class EventFilterSet(filters.FilterSet):
     type = filters.CharFilter()
     channel = filters.MultipleChoiceFilter(choices=choices.Channel.choices)
     touchpoint = filters.CharFilter(field_name="touchpoint__slug")
-    occurred_after = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    occurred_after = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = Event
@@ -51,7 +53,7 @@ class EventFilterSet(filters.FilterSet):
 class EnrollmentFilterSet(filters.FilterSet):
     journey = filters.CharFilter(field_name="journey__slug")
     stage = filters.CharFilter(field_name="stage__slug")
-    in_stage_before = filters.IsoDateTimeFilter(field_name="stage_entered_at", lookup_expr="lt")
+    in_stage_before = IsoDateTimeFilter(field_name="stage_entered_at", lookup_expr="lt")
 
     class Meta:
         model = Enrollment
@@ -61,8 +63,8 @@ class EnrollmentFilterSet(filters.FilterSet):
 class StageTransitionFilterSet(filters.FilterSet):
     journey = filters.CharFilter(field_name="journey__slug")
     contact = filters.NumberFilter(field_name="enrollment__contact")
-    after = filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    before = filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    after = IsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    before = IsoDateTimeFilter(field_name="at", lookup_expr="lt")
 
     class Meta:
         model = StageTransition

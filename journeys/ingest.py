@@ -7,6 +7,7 @@ An idempotency key makes a retried item a duplicate that stores nothing.
 """
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,7 @@ from django.utils.translation import gettext as _
 from phonenumber_field.phonenumber import to_python as to_phone
 from psycopg.types.json import Jsonb
 
+from core import jsoncheck
 from crm import selectors as crm_selectors
 from crm import services as crm_services
 from crm.choices import ContactSource, Language
@@ -43,6 +45,7 @@ CHANNELS = frozenset(choices.Channel.values)
 LANGUAGES = frozenset(Language.values)
 MAX_VALUE = Decimal("1e12")
 MAX_PROPERTIES_BYTES = 16_384
+MAX_PROPERTIES_DEPTH = 10
 # An escaped NUL in JSON text (not an escaped backslash followed by "u0000").
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -59,6 +62,20 @@ def _storable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _properties_problem(properties: dict) -> str | None:
+    """Numbers that are not finite (`1e400`, NaN, Infinity: jsonb keeps none) and nesting deeper
+    than MAX_PROPERTIES_DEPTH are the client's error for that event. A flat object, the usual
+    case, is checked without a walk."""
+    nested = False
+    for value in properties.values():
+        if isinstance(value, float) and not math.isfinite(value):
+            return _("Numbers must be finite; NaN and Infinity cannot be stored.")
+        nested = nested or isinstance(value, dict | list)
+    if nested and (reason := jsoncheck.problem(properties, max_depth=MAX_PROPERTIES_DEPTH)):
+        return reason
+    return None
 
 
 @dataclass
@@ -267,6 +284,8 @@ def clean_item(
         event["properties"] = {}
     elif not isinstance(properties, dict):
         errors["properties"] = [_("Properties are a JSON object.")]
+    elif (problem := _properties_problem(properties)) is not None:
+        errors["properties"] = [problem]
     elif len(dumped := json.dumps(properties, ensure_ascii=False)) > MAX_PROPERTIES_BYTES:
         message = _("Properties may hold at most %(limit)d characters.") % {"limit": MAX_PROPERTIES_BYTES}
         errors["properties"] = [message]

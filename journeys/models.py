@@ -48,6 +48,8 @@ class Stage(models.Model):
         null=True,
         blank=True,
         help_text=_("Contacts longer than this in the stage are listed as stalled. Empty: never stalled."),
+        # Ten years: a stay longer than that is not "stalled", and the cut-off date stays in range.
+        validators=[MaxValueValidator(3650)],
     )
     target_conversion = models.DecimalField(
         _("target conversion (%)"),

@@ -3,6 +3,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from core.filters import IsoDateTimeFilter
+
 from . import choices
 from .models import Invitation, Response, Survey
 
@@ -24,8 +26,8 @@ class InvitationFilterSet(filters.FilterSet):
     contact = filters.NumberFilter(field_name="contact_id", label=_("Contact id"))
     status = filters.MultipleChoiceFilter(choices=choices.InvitationStatus.choices, distinct=False)
     skip_reason = filters.MultipleChoiceFilter(choices=choices.SkipReason.choices, distinct=False)
-    sent_after = filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="gte", label=_("Sent at or after"))
-    sent_before = filters.IsoDateTimeFilter(field_name="sent_at", lookup_expr="lt", label=_("Sent before"))
+    sent_after = IsoDateTimeFilter(field_name="sent_at", lookup_expr="gte", label=_("Sent at or after"))
+    sent_before = IsoDateTimeFilter(field_name="sent_at", lookup_expr="lt", label=_("Sent before"))
 
     class Meta:
         model = Invitation
@@ -40,10 +42,10 @@ class ResponseFilterSet(filters.FilterSet):
     language = filters.MultipleChoiceFilter(choices=settings.LANGUAGES, distinct=False)
     channel = filters.CharFilter(field_name="channel")
     agent = filters.NumberFilter(field_name="agent_id", label=_("Agent (user) id"))
-    answered_after = filters.IsoDateTimeFilter(
+    answered_after = IsoDateTimeFilter(
         method="filter_answered", label=_("Answered at or after (anonymous surveys: by week)")
     )
-    answered_before = filters.IsoDateTimeFilter(
+    answered_before = IsoDateTimeFilter(
         method="filter_answered", label=_("Answered before (anonymous surveys: by week)")
     )
     has_comment = filters.BooleanFilter(method="filter_has_comment", label=_("Has a comment"))

@@ -3,6 +3,8 @@ from django.core.validators import RegexValidator
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core.filters import IsoDateTimeFilter
+
 from . import choices, selectors
 from .models import Ticket
 
@@ -26,8 +28,8 @@ class TicketFilterSet(filters.FilterSet):
     is_open = filters.BooleanFilter(method="filter_open", label=_("Not resolved, closed or merged"))
     contact = filters.NumberFilter(field_name="contact_id", label=_("Contact id"))
     stage_at_open = filters.NumberFilter(field_name="stage_at_open_id", label=_("Journey stage id at open"))
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Ticket

@@ -100,6 +100,11 @@ class StartReplySerializer(serializers.Serializer):
 
 
 class MessageSerializer(serializers.ModelSerializer):
+    # Empty unless the message was skipped.
+    skip_reason = serializers.ChoiceField(
+        choices=Message._meta.get_field("skip_reason").choices, allow_blank=True, read_only=True
+    )
+
     class Meta:
         model = Message
         fields = [

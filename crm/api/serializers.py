@@ -124,6 +124,8 @@ class SegmentSerializer(serializers.ModelSerializer):
         model = Segment
         fields = ["id", "name", "description", "filters", "owner", "member_count", "created_at", "updated_at"]
         read_only_fields = ["owner", "created_at", "updated_at"]
+        # A segment is its filters: a new one without them is a 400, not an empty match-all.
+        extra_kwargs = {"filters": {"required": True}}
 
     def get_member_count(self, segment) -> int:
         # Lists pass the counts of the whole page, computed in one query.

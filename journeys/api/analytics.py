@@ -197,7 +197,11 @@ class AttributionRowSerializer(serializers.Serializer):
 
 class AttributionSerializer(serializers.Serializer):
     model = serializers.CharField()
-    stage = serializers.CharField(source="stage.slug")
+    stage = serializers.CharField(
+        source="stage.slug",
+        allow_null=True,
+        help_text=_("The stage credited (default: the goal stage); null when the journey has no stages yet."),
+    )
     conversions = serializers.DecimalField(max_digits=14, decimal_places=6)
     rows = AttributionRowSerializer(many=True)
 

@@ -63,7 +63,11 @@ class StageRuleSerializer(serializers.ModelSerializer):
 
 
 class EventSerializer(serializers.ModelSerializer):
-    touchpoint = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    touchpoint = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    # Empty when the event named no channel.
+    channel = serializers.ChoiceField(
+        choices=Event._meta.get_field("channel").choices, allow_blank=True, read_only=True
+    )
 
     class Meta:
         model = Event
@@ -169,7 +173,8 @@ class MoveStageSerializer(serializers.Serializer):
 
 class StageTransitionSerializer(serializers.ModelSerializer):
     journey = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    from_stage = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    # null: the move that enrolled the contact came from no stage.
+    from_stage = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     to_stage = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     contact = serializers.IntegerField(source="enrollment.contact_id", read_only=True)
 

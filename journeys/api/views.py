@@ -1,12 +1,14 @@
 from django.conf import settings
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from knox.auth import TokenAuthentication
 from rest_framework import mixins, permissions, status, viewsets
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from core.api.pagination import CursorPagination
+from core.api.parsers import BatchJSONParser, FormParser, MultiPartParser
 from core.api.permissions import ModelPermissions
 from core.api.schema import ValidationErrorSerializer
 from core.api.visibility import VisibleRows
@@ -166,7 +168,10 @@ class EventViewSet(VisibleRows, mixins.ListModelMixin, mixins.RetrieveModelMixin
 
     queryset = Event.objects.select_related("touchpoint")
     serializer_class = s.EventSerializer
+    # API tokens are django-rest-knox's, as everywhere else (config/settings.py).
     authentication_classes = [IngestKeyAuthentication, TokenAuthentication, SessionAuthentication]
+    # Events with NUL text, non-finite numbers or deep nesting are refused one by one (ingest).
+    parser_classes = [BatchJSONParser, FormParser, MultiPartParser]
     permission_classes = [EventPermissions]
     throttle_classes = [IngestKeyThrottle, UserRateThrottle]
     filterset_class = EventFilterSet
@@ -361,7 +366,14 @@ class StageTransitionViewSet(VisibleRows, mixins.ListModelMixin, mixins.Retrieve
             "time order. Imported history starts no workflow and sends no survey."
         ),
     )
-    @action(detail=False, methods=["post"], pagination_class=None, filterset_class=None)
+    @action(
+        detail=False,
+        methods=["post"],
+        pagination_class=None,
+        filterset_class=None,
+        # Moves are checked one by one, as events are (journeys.backfill).
+        parser_classes=[BatchJSONParser, FormParser, MultiPartParser],
+    )
     def backfill(self, request):
         """Import historical stage moves with their original times, in any order."""
         limit = settings.JOURNEYS_MAX_BATCH

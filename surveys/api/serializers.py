@@ -60,6 +60,11 @@ class InvitationSerializer(serializers.ModelSerializer):
     """An invitation, without its link: the link is for the customer alone. For anonymous surveys
     the times it was opened and answered are left out, so they cannot be matched to an answer."""
 
+    # Empty unless the invitation was skipped.
+    skip_reason = serializers.ChoiceField(
+        choices=Invitation._meta.get_field("skip_reason").choices, allow_blank=True, read_only=True
+    )
+
     class Meta:
         model = Invitation
         fields = [

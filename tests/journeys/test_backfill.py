@@ -5,6 +5,7 @@ in time order, a bounded number of queries, and live events on the same contacts
 Runs on SQLite and PostgreSQL; the concurrency test needs PostgreSQL (row locks)."""
 
 import itertools
+import json
 import threading
 from datetime import timedelta
 
@@ -595,3 +596,18 @@ def test_the_postgresql_fast_path_writes_what_the_portable_path_writes(manager_a
 
     assert columns(enrollments["fast@example.com"]) == columns(enrollments["plain@example.com"])
     assert_chain(enrollments["fast@example.com"])
+
+
+def test_moves_with_nul_text_or_non_finite_numbers_are_refused_one_by_one(manager_api, funnel):
+    # The API's parsers refuse such input for a whole request; a history import answers per move.
+    good = json.dumps(move({"email": "ok@example.com"}, "lead", 3))
+    nul = json.dumps(move({"email": "nul@example.com"}, "lead", 3, reason="a\u0000b"))
+    nan = json.dumps(move({"email": "nan@example.com"}, "lead", 3)).replace('"lead"', "NaN")
+
+    response = manager_api.post(URL, f"[{good}, {nul}, {nan}]", content_type="application/json")
+
+    assert response.status_code == 200, response.content
+    assert [r["status"] for r in response.json()["results"]] == ["stored", "rejected", "rejected"]
+    assert set(response.json()["results"][1]["errors"]) == {"reason"}
+    assert set(response.json()["results"][2]["errors"]) == {"stage"}
+    assert list(StageTransition.objects.values_list("enrollment__contact__email", flat=True)) == ["ok@example.com"]
