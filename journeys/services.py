@@ -140,6 +140,19 @@ def _check_contact(contact) -> None:
         raise DomainError(_("This contact was erased; their journey is closed."), code="erased", field="contact")
 
 
+def _check_audience(contact, journey: Journey) -> None:
+    """A journey limited to personas or a segment takes no one else."""
+    from .selectors import audience_members, journey_audiences
+
+    audience = journey_audiences().get(journey.pk)
+    if audience is not None and contact.pk not in audience_members(audience=audience, contact_ids=[contact.pk]):
+        raise DomainError(
+            _("This journey is for other personas or another segment; the contact is not in its audience."),
+            code="not_in_audience",
+            field="contact",
+        )
+
+
 @transaction.atomic
 def enrollment_create(
     *,
@@ -153,6 +166,7 @@ def enrollment_create(
 ) -> Enrollment:
     """Put a contact in a journey, at its first stage unless another is given."""
     _check_contact(contact)
+    _check_audience(contact, journey)
     at = at or timezone.now()
     check_not_future(at)
     stages = list(journey.stages.all())
@@ -272,6 +286,8 @@ def rules_apply(events: list[Event]) -> list[StageTransition]:
         for rule in setup.rules_by_type.get(event.type, ())
         if _properties_match(rule.property_match, event.properties)
     ]
+    if setup.audiences and matches:
+        matches = _in_audiences(matches, setup.audiences)
     if not matches:
         return []
     for attempt in range(2):
@@ -292,6 +308,29 @@ def rules_apply(events: list[Event]) -> list[StageTransition]:
             if attempt:
                 raise
     return []
+
+
+def _in_audiences(matches, audiences: dict) -> list:
+    """The matches whose contact is in the audience of the rule's journey: a journey limited to
+    personas or a segment neither enrolls nor moves anyone else. One query per limited journey
+    concerned; none when no rule of a limited journey matched."""
+    limited = {rule.journey_id for _event, rule in matches if rule.journey_id in audiences}
+    if not limited:
+        return matches
+    from .selectors import audience_members
+
+    members = {
+        journey_id: audience_members(
+            audience=audiences[journey_id],
+            contact_ids={event.contact_id for event, rule in matches if rule.journey_id == journey_id},
+        )
+        for journey_id in sorted(limited)
+    }
+    return [
+        (event, rule)
+        for event, rule in matches
+        if rule.journey_id not in members or event.contact_id in members[rule.journey_id]
+    ]
 
 
 def _enrollments_save(enrollments: list[Enrollment]) -> None:
