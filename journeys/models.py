@@ -127,15 +127,11 @@ class Stage(models.Model):
     )
     # The journey map (per language, like message templates): what the customer wants, does,
     # thinks and feels here, what hurts, what the business could do, and who owns the stage.
-    customer_goal = models.JSONField(
-        _("customer goal"), default=dict, blank=True, validators=[validate_language_texts]
-    )
+    customer_goal = models.JSONField(_("customer goal"), default=dict, blank=True, validators=[validate_language_texts])
     actions = models.JSONField(_("customer actions"), default=dict, blank=True, validators=[validate_language_texts])
     thoughts = models.JSONField(_("thoughts"), default=dict, blank=True, validators=[validate_language_texts])
     pain_points = models.JSONField(_("pain points"), default=dict, blank=True, validators=[validate_language_texts])
-    opportunities = models.JSONField(
-        _("opportunities"), default=dict, blank=True, validators=[validate_language_texts]
-    )
+    opportunities = models.JSONField(_("opportunities"), default=dict, blank=True, validators=[validate_language_texts])
     emotion = models.SmallIntegerField(
         _("expected emotion"),
         choices=choices.Emotion.choices,

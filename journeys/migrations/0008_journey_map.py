@@ -2,105 +2,210 @@
 
 import django.core.validators
 import django.db.models.deletion
-import journeys.models
 from django.db import migrations, models
+
+import journeys.models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('crm', '0008_custside_contact_source_support'),
-        ('journeys', '0007_ops_summary_sweep'),
+        ("crm", "0008_custside_contact_source_support"),
+        ("journeys", "0007_ops_summary_sweep"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='journey',
-            options={'ordering': ['name'], 'permissions': [('change_journey_map', 'Can edit the journey map'), ('install_journey_template', 'Can make a journey from a template')], 'verbose_name': 'journey', 'verbose_name_plural': 'journeys'},
+            name="journey",
+            options={
+                "ordering": ["name"],
+                "permissions": [
+                    ("change_journey_map", "Can edit the journey map"),
+                    ("install_journey_template", "Can make a journey from a template"),
+                ],
+                "verbose_name": "journey",
+                "verbose_name_plural": "journeys",
+            },
         ),
         migrations.AddField(
-            model_name='journey',
-            name='personas',
-            field=models.ManyToManyField(blank=True, help_text='Only contacts of these personas enter the journey. Empty: any persona.', related_name='journeys', to='crm.persona', verbose_name='personas'),
+            model_name="journey",
+            name="personas",
+            field=models.ManyToManyField(
+                blank=True,
+                help_text="Only contacts of these personas enter the journey. Empty: any persona.",
+                related_name="journeys",
+                to="crm.persona",
+                verbose_name="personas",
+            ),
         ),
         migrations.AddField(
-            model_name='journey',
-            name='segment',
-            field=models.ForeignKey(blank=True, help_text='Only live members of this segment enter the journey. Empty: anyone.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='journeys', to='crm.segment', verbose_name='segment'),
+            model_name="journey",
+            name="segment",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Only live members of this segment enter the journey. Empty: anyone.",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="journeys",
+                to="crm.segment",
+                verbose_name="segment",
+            ),
         ),
         migrations.AddField(
-            model_name='journey',
-            name='template',
-            field=models.CharField(blank=True, editable=False, help_text='Empty: made by hand.', max_length=32, verbose_name='made from template'),
+            model_name="journey",
+            name="template",
+            field=models.CharField(
+                blank=True,
+                editable=False,
+                help_text="Empty: made by hand.",
+                max_length=32,
+                verbose_name="made from template",
+            ),
         ),
         migrations.AddField(
-            model_name='journey',
-            name='variant_of',
-            field=models.ForeignKey(blank=True, help_text='The journey this one adapts for another persona or segment.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='variants', to='journeys.journey', verbose_name='variant of'),
+            model_name="journey",
+            name="variant_of",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The journey this one adapts for another persona or segment.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="variants",
+                to="journeys.journey",
+                verbose_name="variant of",
+            ),
         ),
         migrations.AddField(
-            model_name='stage',
-            name='actions',
-            field=models.JSONField(blank=True, default=dict, validators=[journeys.models.validate_language_texts], verbose_name='customer actions'),
+            model_name="stage",
+            name="actions",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                validators=[journeys.models.validate_language_texts],
+                verbose_name="customer actions",
+            ),
         ),
         migrations.AddField(
-            model_name='stage',
-            name='customer_goal',
-            field=models.JSONField(blank=True, default=dict, validators=[journeys.models.validate_language_texts], verbose_name='customer goal'),
+            model_name="stage",
+            name="customer_goal",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                validators=[journeys.models.validate_language_texts],
+                verbose_name="customer goal",
+            ),
         ),
         migrations.AddField(
-            model_name='stage',
-            name='emotion',
-            field=models.SmallIntegerField(blank=True, choices=[(-2, 'Very unhappy'), (-1, 'Unhappy'), (0, 'Neutral'), (1, 'Happy'), (2, 'Very happy')], help_text='How the team believes customers feel here; the map shows the measured feeling beside it.', null=True, verbose_name='expected emotion'),
+            model_name="stage",
+            name="emotion",
+            field=models.SmallIntegerField(
+                blank=True,
+                choices=[(-2, "Very unhappy"), (-1, "Unhappy"), (0, "Neutral"), (1, "Happy"), (2, "Very happy")],
+                help_text="How the team believes customers feel here; the map shows the measured feeling beside it.",
+                null=True,
+                verbose_name="expected emotion",
+            ),
         ),
         migrations.AddField(
-            model_name='stage',
-            name='opportunities',
-            field=models.JSONField(blank=True, default=dict, validators=[journeys.models.validate_language_texts], verbose_name='opportunities'),
+            model_name="stage",
+            name="opportunities",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                validators=[journeys.models.validate_language_texts],
+                verbose_name="opportunities",
+            ),
         ),
         migrations.AddField(
-            model_name='stage',
-            name='owner_team',
-            field=models.CharField(blank=True, max_length=100, verbose_name='owner team'),
+            model_name="stage",
+            name="owner_team",
+            field=models.CharField(blank=True, max_length=100, verbose_name="owner team"),
         ),
         migrations.AddField(
-            model_name='stage',
-            name='pain_points',
-            field=models.JSONField(blank=True, default=dict, validators=[journeys.models.validate_language_texts], verbose_name='pain points'),
+            model_name="stage",
+            name="pain_points",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                validators=[journeys.models.validate_language_texts],
+                verbose_name="pain points",
+            ),
         ),
         migrations.AddField(
-            model_name='stage',
-            name='thoughts',
-            field=models.JSONField(blank=True, default=dict, validators=[journeys.models.validate_language_texts], verbose_name='thoughts'),
+            model_name="stage",
+            name="thoughts",
+            field=models.JSONField(
+                blank=True, default=dict, validators=[journeys.models.validate_language_texts], verbose_name="thoughts"
+            ),
         ),
         migrations.AddField(
-            model_name='touchpoint',
-            name='call_to_action',
-            field=models.JSONField(blank=True, default=dict, validators=[journeys.models.validate_language_texts], verbose_name='call to action'),
+            model_name="touchpoint",
+            name="call_to_action",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                validators=[journeys.models.validate_language_texts],
+                verbose_name="call to action",
+            ),
         ),
         migrations.AddField(
-            model_name='touchpoint',
-            name='goal_days',
-            field=models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(3650)], verbose_name='goal within days'),
+            model_name="touchpoint",
+            name="goal_days",
+            field=models.PositiveIntegerField(
+                blank=True,
+                null=True,
+                validators=[
+                    django.core.validators.MinValueValidator(1),
+                    django.core.validators.MaxValueValidator(3650),
+                ],
+                verbose_name="goal within days",
+            ),
         ),
         migrations.AddField(
-            model_name='touchpoint',
-            name='goal_event_type',
-            field=models.CharField(blank=True, help_text='e.g. purchase.', max_length=64, validators=[django.core.validators.RegexValidator('^[a-z][a-z0-9_]{0,63}$', 'Use lower-case letters, digits and underscores, starting with a letter.')], verbose_name='goal event'),
+            model_name="touchpoint",
+            name="goal_event_type",
+            field=models.CharField(
+                blank=True,
+                help_text="e.g. purchase.",
+                max_length=64,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "^[a-z][a-z0-9_]{0,63}$",
+                        "Use lower-case letters, digits and underscores, starting with a letter.",
+                    )
+                ],
+                verbose_name="goal event",
+            ),
         ),
         migrations.AddField(
-            model_name='touchpoint',
-            name='goal_rate',
-            field=models.DecimalField(blank=True, decimal_places=2, max_digits=5, null=True, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(100)], verbose_name='goal rate (%)'),
+            model_name="touchpoint",
+            name="goal_rate",
+            field=models.DecimalField(
+                blank=True,
+                decimal_places=2,
+                max_digits=5,
+                null=True,
+                validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(100)],
+                verbose_name="goal rate (%)",
+            ),
         ),
         migrations.AddField(
-            model_name='touchpoint',
-            name='goal_stage',
-            field=models.ForeignKey(blank=True, help_text='Entering this stage (or a later one) meets the goal.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='journeys.stage', verbose_name='goal stage'),
+            model_name="touchpoint",
+            name="goal_stage",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Entering this stage (or a later one) meets the goal.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="journeys.stage",
+                verbose_name="goal stage",
+            ),
         ),
         migrations.AddField(
-            model_name='touchpoint',
-            name='is_online',
-            field=models.BooleanField(default=True, help_text='Off: in person (a store, an event).', verbose_name='online'),
+            model_name="touchpoint",
+            name="is_online",
+            field=models.BooleanField(
+                default=True, help_text="Off: in person (a store, an event).", verbose_name="online"
+            ),
         ),
     ]
