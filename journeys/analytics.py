@@ -19,10 +19,13 @@ Definitions, for one journey with stages 1..n in their order:
   The last stage has no next stage, so none of these.
 - Cumulative conversion(k): enrollments that converted at every step from stage 1 to stage k,
   divided by reached(1). Without a window that is reached(k) / reached(1).
-- Time to convert from k to k+1: entry(k+1) - entry(k) over the enrollments that converted
-  (inside the window, if any). A skipped stage is passed in no time. Reported as the mean, the
-  median and the 90th percentile, each a continuous percentile (PostgreSQL's percentile_cont:
-  linear interpolation between the two nearest ranks).
+- Time to convert from k to k+1: explicit(k+1) - explicit(k), where explicit(k) is the first
+  time the enrollment's ledger moved it *into stage k itself*, over the enrollments with an
+  explicit entry into both stages, the later after the earlier (and inside the window, if any).
+  A contact who skipped k or k+1 contributes no time at all (not a zero-length one); `time_n`
+  says how many enrollments the figure rests on. Reported as the mean, the median and the 90th
+  percentile, each a continuous percentile (PostgreSQL's percentile_cont: linear interpolation
+  between the two nearest ranks).
 - Date range (start, end; dates, both included, in the site's time zone): enrollments whose entry
   into the first stage falls in it. That is the enrollment time, which is the time of an
   enrollment's first ledger row. Cohorts: the same numbers per calendar month of that entry.
@@ -112,10 +115,12 @@ class StageStats:
     drop_off: int | None = None
     drop_off_rate: float | None = None
     cumulative_conversion: float | None = None
-    # Seconds from entering this stage to entering the next, over those who converted.
+    # Seconds from entering this stage to entering the next, over those who entered both
+    # explicitly (time_n of them; see the module docstring).
     mean_seconds: float | None = None
     median_seconds: float | None = None
     p90_seconds: float | None = None
+    time_n: int | None = None
 
 
 @dataclass
@@ -271,7 +276,9 @@ def _entries(
     contacts: Q,
     group: str | None = None,
 ) -> QuerySet:
-    """One row per enrollment: e<i> = entry into stage i, d<i> = e<i+1> - e<i> (a duration)."""
+    """One row per enrollment: e<i> = entry into stage i (or a later one), d<i> = e<i+1> - e<i>
+    (a duration: the conversion window reads it), x<i> = explicit entry into stage i itself and
+    t<i> = x<i+1> - x<i> (the time to convert)."""
     rows = StageTransition.objects.filter(journey=journey)
     if since:
         rows = rows.filter(enrollment__enrolled_at__gte=since)
@@ -291,8 +298,11 @@ def _entries(
     annotations: dict = {"e0": Min("at")}
     for i in range(1, len(stages)):
         annotations[f"e{i}"] = Min("at", filter=Q(to_stage_id__in=[s.pk for s in stages[i:]]))
+    for i, stage in enumerate(stages):
+        annotations[f"x{i}"] = Min("at", filter=Q(to_stage_id=stage.pk))
     for i in range(len(stages) - 1):
         annotations[f"d{i}"] = ExpressionWrapper(F(f"e{i + 1}") - F(f"e{i}"), output_field=DurationField())
+        annotations[f"t{i}"] = ExpressionWrapper(F(f"x{i + 1}") - F(f"x{i}"), output_field=DurationField())
     # order_by(): the ledger's default ordering would join the GROUP BY.
     return rows.values("enrollment_id", **keys).annotate(**annotations).order_by()
 
@@ -364,9 +374,10 @@ def funnel(
     if _postgres():
         # Mean, median and p90 in the same pass; elsewhere in Python below.
         for i in range(n - 1):
-            condition = f"d{i} IS NOT NULL" + (f" AND d{i} <= %s" if window is not None else "")
-            seconds = f"EXTRACT(EPOCH FROM d{i})"
+            condition = f"t{i} >= interval '0'" + (f" AND t{i} <= %s" if window is not None else "")
+            seconds = f"EXTRACT(EPOCH FROM t{i})"
             for aggregate in (
+                "COUNT(*)",
                 f"AVG({seconds})",
                 f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {seconds})",
                 f"percentile_cont(0.9) WITHIN GROUP (ORDER BY {seconds})",
@@ -380,21 +391,23 @@ def funnel(
         times = row[3 * n - 2 :]
         for i in range(n - 1):
             stats = result.stages[i]
+            stats.time_n = times[4 * i]
             stats.mean_seconds, stats.median_seconds, stats.p90_seconds = (
-                _seconds(v) for v in times[3 * i : 3 * i + 3]
+                _seconds(v) for v in times[4 * i + 1 : 4 * i + 4]
             )
     else:
         durations: list[list[float]] = [[] for _ in range(n - 1)]
         limit = timedelta(days=window_days) if window_days is not None else None
         for entry in _entries(journey=journey, stages=stages, since=since, until=until, contacts=contacts):
             for i in range(n - 1):
-                d = entry[f"d{i}"]
+                d = entry[f"t{i}"]
                 if d is not None and not isinstance(d, timedelta):
                     d = timedelta(microseconds=d)
-                if d is not None and (limit is None or d <= limit):
+                if d is not None and d >= timedelta(0) and (limit is None or d <= limit):
                     durations[i].append(d.total_seconds())
         for i in range(n - 1):
             stats = result.stages[i]
+            stats.time_n = len(durations[i])
             stats.mean_seconds, stats.median_seconds, stats.p90_seconds = _stats(durations[i])
     if group_by == "segment":
         for each in segments or []:
