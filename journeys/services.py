@@ -19,7 +19,7 @@ from core.exceptions import DomainError
 from core.services import audit_log_record
 
 from . import choices
-from .models import Enrollment, Event, IngestKey, Journey, Stage, StageRule, StageTransition
+from .models import Enrollment, Event, IngestKey, Journey, Stage, StageRule, StageTransition, Touchpoint
 from .signals import stage_changed, stages_entered
 
 
@@ -999,4 +999,75 @@ def _backfill_enrollments_save(enrollments: list[_EnrollmentState]) -> None:
     ]
     Enrollment.objects.bulk_update(
         rows, ["stage", "stage_entered_at", "enrolled_at", "status", "updated_at"], batch_size=500
+    )
+
+
+# ---------------------------------------------------------------- the journey map's content
+
+STAGE_MAP_TEXTS = ("customer_goal", "actions", "thoughts", "pain_points", "opportunities")
+TOUCHPOINT_MAP_TEXTS = ("call_to_action",)
+STAGE_MAP_FIELDS = ("emotion", "owner_team")
+TOUCHPOINT_MAP_FIELDS = ("is_online", "goal", "goal_event_type", "goal_stage", "goal_days", "goal_rate")
+
+
+def _map_update(obj, *, texts: dict, values: dict, text_fields, value_fields, actor, action: str):
+    """Set the given language texts ({field: {language: text}}, an empty text removes that
+    language) and plain values on a stage or touchpoint; full_clean, so bad input is a field error
+    and nothing is written; the change is in the audit log."""
+    from django.core.exceptions import ValidationError
+
+    unknown = (set(texts) - set(text_fields)) | (set(values) - set(value_fields))
+    if unknown:
+        raise ValidationError({name: [_("This field is not part of the map.")] for name in sorted(unknown)})
+    changed = {}
+    for name, per_language in texts.items():
+        current = dict(getattr(obj, name) or {})
+        for language, text in per_language.items():
+            text = (text or "").replace("\r\n", "\n").strip() if isinstance(text, str) else text
+            if text == "":
+                current.pop(language, None)
+            else:
+                current[language] = text
+        setattr(obj, name, current)
+        changed[name] = per_language
+    for name, value in values.items():
+        setattr(obj, name, value)
+        changed[name] = str(value) if value is not None else None
+    obj.full_clean()
+    obj.save()
+    audit_log_record(actor=actor, action=action, obj=obj, data={"changed": sorted(changed)})
+    return obj
+
+
+@transaction.atomic
+def stage_map_update(*, stage: Stage, texts: dict | None = None, values: dict | None = None, actor=None) -> Stage:
+    """Edit a stage's map content: texts per language (customer goal, actions, thoughts, pain
+    points, opportunities) and the emotion and owner team."""
+    stage = Stage.objects.select_for_update().get(pk=stage.pk)
+    return _map_update(
+        stage,
+        texts=texts or {},
+        values=values or {},
+        text_fields=STAGE_MAP_TEXTS,
+        value_fields=STAGE_MAP_FIELDS,
+        actor=actor,
+        action="journey_map.stage",
+    )
+
+
+@transaction.atomic
+def touchpoint_map_update(
+    *, touchpoint: Touchpoint, texts: dict | None = None, values: dict | None = None, actor=None
+) -> Touchpoint:
+    """Edit a touchpoint's map content: the call to action per language, online or offline, and
+    the measurable goal (event or stage, within days, rate)."""
+    touchpoint = Touchpoint.objects.select_for_update().get(pk=touchpoint.pk)
+    return _map_update(
+        touchpoint,
+        texts=texts or {},
+        values=values or {},
+        text_fields=TOUCHPOINT_MAP_TEXTS,
+        value_fields=TOUCHPOINT_MAP_FIELDS,
+        actor=actor,
+        action="journey_map.touchpoint",
     )
