@@ -22,6 +22,7 @@ from crm.admin import contact_link
 from crm.models import Persona, Segment
 
 from . import admin_reports, choices, services
+from .journey_templates import TEMPLATES
 from .models import (
     ContactTouchpoint,
     Enrollment,
@@ -216,8 +217,16 @@ class StageRuleInline(TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+class JourneyTemplateForm(forms.Form):
+    template = forms.ChoiceField(
+        label=_("Template"), choices=[(key, t["label"]) for key, t in TEMPLATES.items()], widget=forms.RadioSelect
+    )
+    name = forms.CharField(label=_("Name"), max_length=100, required=False, help_text=_("Empty: the template's name."))
+
+
 @admin.register(Journey)
 class JourneyAdmin(ModelAdmin):
+    change_list_template = "admin/journeys/journey/change_list.html"
     list_display = ("name", "slug", "is_active", "enrolled", "reports")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
@@ -242,11 +251,46 @@ class JourneyAdmin(ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(enrolled=Count("enrollments"))
 
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_install_template": request.user.has_perm("journeys.install_journey_template"),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def from_template_view(self, request):
+        """New journey from template: pick one, optionally name it; installing again makes another."""
+        if not request.user.has_perm("journeys.install_journey_template"):
+            raise PermissionDenied
+        form = JourneyTemplateForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            journey = services.journey_template_install(
+                key=form.cleaned_data["template"], actor=request.user, name=form.cleaned_data["name"]
+            )
+            messages.success(request, _("Journey %(name)s made from the template.") % {"name": journey.name})
+            return HttpResponseRedirect(reverse("journey-map", args=[journey.slug]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("New journey from template"),
+            "opts": self.model._meta,
+            "form": form,
+            "templates": [
+                {"key": key, "template": template, "stages": [stage[1] for stage in template["stages"]]}
+                for key, template in TEMPLATES.items()
+            ],
+        }
+        return TemplateResponse(request, "admin/journeys/journey/from_template.html", context)
+
     def get_urls(self):
         def view(func):
             return self.admin_site.admin_view(lambda request, object_id: func(self, request, object_id))
 
         return [
+            path(
+                "from-template/",
+                self.admin_site.admin_view(self.from_template_view),
+                name="journeys_journey_from_template",
+            ),
             path("<int:object_id>/funnel/", view(admin_reports.funnel_view), name="journeys_journey_funnel"),
             path("<int:object_id>/stalled/", view(admin_reports.stalled_view), name="journeys_journey_stalled"),
             *super().get_urls(),

@@ -1071,3 +1071,86 @@ def touchpoint_map_update(
         actor=actor,
         action="journey_map.touchpoint",
     )
+
+
+# ---------------------------------------------------------------- journeys from templates
+
+
+def _free_slug(model, base: str, taken: set[str] | None = None) -> str:
+    """base, or base-2, base-3... the first one no row of `model` (nor `taken`) has."""
+    taken = taken or set()
+    used = set(model.objects.filter(slug__startswith=base).values_list("slug", flat=True)) | taken
+    if base not in used:
+        return base
+    n = 2
+    while f"{base}-{n}" in used:
+        n += 1
+    return f"{base}-{n}"
+
+
+@transaction.atomic
+def journey_template_install(*, key: str, actor=None, name: str = "") -> Journey:
+    """A new journey from a template (journeys.journey_templates): stages with their map text,
+    stage rules, touchpoints with calls to action and measured goals. The journey and touchpoint
+    slugs get a number when taken, so installing twice makes a second journey, never a clash.
+    One transaction: all of it or nothing."""
+    from .journey_templates import TEMPLATES
+
+    template = TEMPLATES.get(key)
+    if template is None:
+        raise DomainError(_("Unknown journey template."), code="unknown_template", field="template")
+    # Two installs at once would pick the same free slug; one waits for the other.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [0x6A54_0001])
+    slug = _free_slug(Journey, key)
+    suffix = slug[len(key) :]  # "" or "-2"...
+    journey = Journey.objects.create(
+        name=(name or template["name"] + (f" ({suffix[1:]})" if suffix else ""))[:100],
+        slug=slug,
+        description=template["description"],
+        template=key,
+    )
+    stages = {}
+    for order, (stage_slug, stage_name, days, target, goal, emotion, team, aim, pains, ideas) in enumerate(
+        template["stages"], start=1
+    ):
+        stages[stage_slug] = Stage.objects.create(
+            journey=journey,
+            slug=stage_slug,
+            name=stage_name,
+            order=order,
+            expected_days=days,
+            target_conversion=target,
+            is_goal=goal,
+            emotion=emotion,
+            owner_team=team,
+            customer_goal=aim,
+            pain_points=pains,
+            opportunities=ideas,
+        )
+    StageRule.objects.bulk_create(
+        StageRule(journey=journey, event_type=event_type, property_match=match, stage=stages[stage_slug])
+        for event_type, match, stage_slug in template["rules"]
+    )
+    taken: set[str] = set()
+    for tp_slug, tp_name, channel, stage_slug, online, cta, goal in template["touchpoints"]:
+        touchpoint = Touchpoint(
+            name=tp_name,
+            slug=_free_slug(Touchpoint, tp_slug + suffix, taken),
+            channel=channel,
+            stage=stages[stage_slug],
+            is_online=online,
+            call_to_action=cta,
+        )
+        taken.add(touchpoint.slug)
+        if goal is not None:
+            target, touchpoint.goal_days, touchpoint.goal_rate = goal
+            if target.startswith("stage:"):
+                touchpoint.goal_stage = stages[target.removeprefix("stage:")]
+            else:
+                touchpoint.goal_event_type = target
+        touchpoint.full_clean()
+        touchpoint.save()
+    audit_log_record(actor=actor, action="journey.from_template", obj=journey, data={"template": key})
+    return journey
