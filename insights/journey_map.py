@@ -38,7 +38,6 @@ from django.utils import translation
 from crm.models import Persona, Segment
 from crm.selectors import segment_members
 from journeys import analytics
-from journeys.choices import EMOTION_FACES
 from journeys.models import ContactTouchpoint, Event, Journey, Stage, StageTransition, Touchpoint, text_in
 from surveys import metrics
 from surveys.choices import SCALES, Kind
@@ -77,10 +76,6 @@ class StageCell:
     emotion_answers: int = 0
     # The voice-of-the-customer issue fills this with the top comment themes.
     themes: list[str] = field(default_factory=list)
-
-    @property
-    def face(self) -> str:
-        return EMOTION_FACES.get(self.stage.emotion, "") if self.stage.emotion is not None else ""
 
 
 @dataclass

@@ -13,10 +13,11 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from crm.models import Persona, Segment
 from journeys import services as journey_services
-from journeys.choices import EMOTION_FACES, Emotion
+from journeys.choices import Emotion
 from journeys.models import MAP_TEXT_MAX, Journey, Stage, Touchpoint
 
 from . import journey_map
@@ -152,7 +153,12 @@ def _figures(result: journey_map.JourneyMap, params: dict) -> tuple[list[list[di
                     "label": _("Days to next (median / p90)"),
                     "value": f"{_days(cell.convert_median_seconds)} / {_days(cell.convert_p90_seconds)}",
                     "number": cell.convert_median_seconds,
-                    "note": _("over %(n)d contacts who entered both stages themselves") % {"n": cell.convert_n},
+                    "note": ngettext(
+                        "over %(n)d contact who entered both stages themselves",
+                        "over %(n)d contacts who entered both stages themselves",
+                        cell.convert_n,
+                    )
+                    % {"n": cell.convert_n},
                     "href": f"{enrollments}?{urlencode({**base, 'reached': result.stages[i + 1].stage.pk})}",
                 }
             )
@@ -163,7 +169,7 @@ def _figures(result: journey_map.JourneyMap, params: dict) -> tuple[list[list[di
                     "label": _("Days in stage (median / p90)"),
                     "value": f"{_days(cell.stay_median_seconds)} / {_days(cell.stay_p90_seconds)}",
                     "number": cell.stay_median_seconds,
-                    "note": _("%(n)d completed stays") % {"n": cell.stays},
+                    "note": ngettext("%(n)d completed stay", "%(n)d completed stays", cell.stays) % {"n": cell.stays},
                     "href": f"{enrollments}?{urlencode({**base, 'reached': cell.stage.pk})}",
                 }
             )
@@ -177,7 +183,7 @@ def _figures(result: journey_map.JourneyMap, params: dict) -> tuple[list[list[di
                     "label": kind.upper(),
                     "value": "-" if score.value is None else f"{score.value:g}",
                     "number": score.value,
-                    "note": _("%(n)d answers") % {"n": score.answers},
+                    "note": ngettext("%(n)d answer", "%(n)d answers", score.answers) % {"n": score.answers},
                     "href": f"{responses}?{urlencode({'stage__id__exact': cell.stage.pk, 'kind__exact': kind})}",
                 }
             )
@@ -216,13 +222,14 @@ def _emotion_chart(cells, rtl: bool) -> dict | None:
     n = len(cells)
     if not n:
         return None
-    width, height, pad = 1000, 120, 20
-    step = (width - 2 * pad) / max(n - 1, 1)
+    width, height, pad = 1000, 120, 12
+    step = width / n
     points = []
     for i, cell in enumerate(cells):
         if cell.emotion is None:
             continue
-        x = pad + step * ((n - 1 - i) if rtl else i)
+        # At the middle of the stage's column (the chart spans the stage columns of the grid).
+        x = step * (((n - 1 - i) if rtl else i) + 0.5)
         y = pad + (100 - cell.emotion) / 100 * (height - 2 * pad)
         points.append({"x": f"{x:.1f}", "y": f"{y:.1f}", "cell": cell})
     return {
@@ -232,6 +239,10 @@ def _emotion_chart(cells, rtl: bool) -> dict | None:
         "line": " ".join(f"{p['x']},{p['y']}" for p in points),
         "mid": f"{height / 2:.1f}",
     }
+
+
+def _mouth(emotion: int | None) -> str:
+    return "" if emotion is None else f"M7 15.5 Q12 {15.5 + 2.2 * emotion:.1f} 17 15.5"
 
 
 def _save(request, journey: Journey) -> None:
@@ -328,7 +339,13 @@ def journey_map_view(request, slug: str | None = None):
                     {"field": name, "label": label, "text": cell.texts[name]}
                     for name, label in STAGE_TEXT_LABELS.items()
                 ],
-                "face": EMOTION_FACES.get(cell.stage.emotion, "") if cell.stage.emotion is not None else "",
+                # The expected emotion as a drawn face (emoji fonts are not everywhere): the mouth
+                # curves up for happy, down for unhappy.
+                "mouth": (
+                    f"M7 15.5 Q12 {15.5 + 2.2 * cell.stage.emotion:.1f} 17 15.5"
+                    if cell.stage.emotion is not None
+                    else ""
+                ),
             }
         )
     rows = []
@@ -336,6 +353,7 @@ def journey_map_view(request, slug: str | None = None):
         rows.append({**item, "cells": [c["cell"].stage.pk == item["row"].stage_id for c in columns]})
     context = {
         **admin.site.each_context(request),
+        "is_nav_sidebar_enabled": False,  # the grid needs the width
         "title": _("Journey map: %(name)s") % {"name": journey.name},
         "journey": journey,
         "journeys": journeys,

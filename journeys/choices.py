@@ -77,6 +77,3 @@ class Emotion(models.IntegerChoices):
     NEUTRAL = 0, _("Neutral")
     HAPPY = 1, _("Happy")
     VERY_HAPPY = 2, _("Very happy")
-
-
-EMOTION_FACES = {-2: "😣", -1: "🙁", 0: "😐", 1: "🙂", 2: "😀"}

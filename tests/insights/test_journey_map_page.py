@@ -61,7 +61,7 @@ def test_switching_the_persona_changes_the_numbers(story, dave):  # noqa: F811
     pro = client.get(URL, {"persona": story.pro.pk}).content.decode()
 
     def reached(html):
-        return re.search(r'data-figure="reached">.*?<bdi class="a">(\d+)</bdi>', html, re.S).group(1)
+        return re.search(r'data-figure="reached">.*?<bdi class="a" dir="ltr">(\d+)</bdi>', html, re.S).group(1)
 
     assert (reached(budget), reached(pro)) == ("3", "3")
     assert figure_link(budget, "purchase", "reached") != figure_link(pro, "purchase", "reached")
@@ -75,7 +75,7 @@ def test_compare_mode_marks_differences(story, dave):  # noqa: F811
     # Budget reached purchase 3, Pro 1 (c6): marked as a difference, going down.
     reached = re.search(r'data-figure="reached">.*?</div>', purchase, re.S).group(0)
     assert "differs" in re.search(r'<div class="figure[^"]*" data-figure="reached"', purchase).group(0)
-    assert '<bdi class="b">1</bdi>' in reached and "delta down" in reached
+    assert '<bdi class="b" dir="ltr">1</bdi>' in reached and "delta down" in reached
 
 
 def test_roles_without_the_map_permission_read_but_cannot_edit(story, alice):  # noqa: F811
