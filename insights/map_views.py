@@ -2,16 +2,16 @@
 CSS, an SVG emotion line, no script), the persona/segment/period picker, compare mode and the
 in-place editing of the map text (small forms posting back here)."""
 
-from datetime import date
 from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -20,7 +20,7 @@ from journeys import services as journey_services
 from journeys.choices import Emotion
 from journeys.models import MAP_TEXT_MAX, Journey, Stage, Touchpoint
 
-from . import journey_map
+from . import exports, journey_map
 
 READ_PERMS = ("journeys.view_journey", "journeys.view_stagetransition")
 EDIT_PERM = "journeys.change_journey_map"
@@ -328,7 +328,9 @@ def journey_map_view(request, slug: str | None = None):
             a["differs"] = (a["row"].contacts, a.get("status_label")) != (b["row"].contacts, b.get("status_label"))
     rtl = translation.get_language_bidi()
     can_edit = request.user.has_perm(EDIT_PERM)
-    query = request.GET.urlencode()
+    kept = request.GET.copy()
+    kept.pop("export", None)
+    query = kept.urlencode()
     columns = []
     for cell, figures in zip(result.stages, stage_figures, strict=True):
         columns.append(
@@ -367,6 +369,16 @@ def journey_map_view(request, slug: str | None = None):
         "query": query,
         "language_name": translation.get_language_info(translation.get_language())["name_local"],
         "emotion_choices": Emotion.choices,
-        "today": date.today(),
+        "now": timezone.now(),
     }
+    export = request.GET.get("export")
+    if export in ("png", "pdf"):
+        try:
+            data = exports.map_export(context=context, kind=export, rows=8 + len(rows))
+        except exports.ExportUnavailable as exc:
+            messages.error(request, _("The picture could not be made: %(reason)s") % {"reason": exc})
+            return redirect(reverse("journey-map", args=[slug]) + (f"?{query}" if query else ""))
+        response = HttpResponse(data, content_type="image/png" if export == "png" else "application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="journey-map-{slug}.{export}"'
+        return response
     return TemplateResponse(request, "insights/journey_map.html", context)

@@ -124,3 +124,22 @@ def test_the_dashboard_links_to_the_map(story, dave):  # noqa: F811
     html = client_for(dave).get(reverse("dashboard")).content.decode()
     assert reverse("journey-map", args=["lifecycle"]) in html
     assert client_for(dave).get("/admin/journey-map/").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "kind, magic, content_type", [("png", b"\x89PNG", "image/png"), ("pdf", b"%PDF", "application/pdf")]
+)
+def test_export_as_a_picture_by_headless_chromium(story, dave, kind, magic, content_type):  # noqa: F811
+    response = client_for(dave, "fa").get(URL, {"persona": story.budget.pk, "export": kind})
+    assert response.status_code == 200
+    assert response["Content-Type"] == content_type
+    assert response.content.startswith(magic) and len(response.content) > 10_000
+    assert "journey-map-lifecycle" in response["Content-Disposition"]
+
+
+def test_export_without_chromium_says_why(story, dave, settings):  # noqa: F811
+    settings.CHROMIUM_PATH = "/nonexistent/chromium"
+    client = client_for(dave)
+    response = client.get(URL, {"persona": story.budget.pk, "export": "png"})
+    assert response.status_code == 302 and response["Location"] == f"{URL}?persona={story.budget.pk}"
+    assert "/nonexistent/chromium" in client.get(response["Location"]).content.decode()
