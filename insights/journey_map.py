@@ -12,6 +12,8 @@ Every figure honours one persona or segment and one period (from, to: dates, bot
   entered the goal stage (or a later one) within goal_days of that first time. The goal is *met*
   at or above the target rate, *close* from CLOSE_SHARE of it, else *missed*; none under
   MIN_CONTACTS contacts ("too few").
+- Time to value (a journey that names its activation event): journeys.analytics.time_to_value,
+  the share of enrollments activated within activation_hours and the median time, per cohort.
 - Satisfaction per stage: NPS, CSAT and CES of the answers stamped with that stage (answered in
   the period), each with its count; without a persona or segment from surveys.ResultSummary (the
   maintained summary), with one from the answers of those contacts. The emotion line is the
@@ -98,6 +100,7 @@ class JourneyMap:
     end: date | None
     stages: list[StageCell]
     touchpoints: list[TouchpointCell]
+    value: analytics.TimeToValue | None = None  # when the journey names an activation event
 
     @property
     def entered(self) -> int:
@@ -292,5 +295,12 @@ def journey_map(
             row.status = goal_status(row.goal_conversion, touchpoint.goal_rate, contacts)
         rows.append(row)
     return JourneyMap(
-        journey=journey, persona=persona, segment=segment, start=start, end=end, stages=cells, touchpoints=rows
+        journey=journey,
+        persona=persona,
+        segment=segment,
+        start=start,
+        end=end,
+        stages=cells,
+        touchpoints=rows,
+        value=analytics.time_to_value(journey=journey, **filters),
     )

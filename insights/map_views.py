@@ -241,6 +241,10 @@ def _emotion_chart(cells, rtl: bool) -> dict | None:
     }
 
 
+def _hours(seconds: float | None) -> str | None:
+    return None if seconds is None else f"{seconds / 3600:.1f} h"
+
+
 def _mouth(emotion: int | None) -> str:
     return "" if emotion is None else f"M7 15.5 Q12 {15.5 + 2.2 * emotion:.1f} 17 15.5"
 
@@ -369,6 +373,11 @@ def journey_map_view(request, slug: str | None = None):
         "query": query,
         "language_name": translation.get_language_info(translation.get_language())["name_local"],
         "emotion_choices": Emotion.choices,
+        "value_median_hours": _hours(result.value.total.median_seconds) if result.value else None,
+        "value_cohorts": [
+            {**vars(c), "median_hours": _hours(c.median_seconds)}
+            for c in (result.value.cohorts if result.value else [])
+        ],
         "now": timezone.now(),
     }
     export = request.GET.get("export")

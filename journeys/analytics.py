@@ -73,6 +73,7 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Sum,
     Value,
     Window,
@@ -778,3 +779,89 @@ def attribution_table(
     ):
         table[row["channel"]][row["model"]] = row["credit"]
     return dict(table)
+
+
+# ---------------------------------------------------------------- time to value
+
+
+@dataclass
+class ValueCohort:
+    key: str  # YYYY-MM of enrollment, "" for the total
+    enrolled: int
+    activated: int  # activated at all (the first activation event at or after enrolling)
+    in_time: int  # within the journey's activation_hours
+    in_time_share: float | None
+    median_seconds: float | None  # enrollment to first activation, over those activated
+
+
+@dataclass
+class TimeToValue:
+    journey: Journey
+    event: str
+    hours: int
+    total: ValueCohort
+    cohorts: list[ValueCohort]
+
+
+def time_to_value(
+    *,
+    journey: Journey,
+    start: date | None = None,
+    end: date | None = None,
+    segment: Segment | None = None,
+    persona: Persona | None = None,
+    now: datetime | None = None,
+) -> TimeToValue | None:
+    """Per cohort month of enrollment: the enrollments, those whose contact had the journey's
+    activation event at or after enrolling (the first one counts), those within activation_hours
+    of it, and the median time to it. Enrollments still inside their window are counted (they may
+    yet activate in time). One query: an index probe of (contact, occurred_at) per enrollment.
+    None when the journey names no activation event."""
+    if not journey.activation_event:
+        return None
+    rows = Enrollment.objects.filter(journey=journey)
+    since, until = period_bounds(start, end)
+    if since:
+        rows = rows.filter(enrolled_at__gte=since)
+    if until:
+        rows = rows.filter(enrolled_at__lt=until)
+    contacts = _contacts_q("contact", segment=segment, persona=persona, country=None, channel=None)
+    if contacts:
+        rows = rows.filter(contacts)
+    first = (
+        Event.objects.filter(
+            contact_id=OuterRef("contact_id"), type=journey.activation_event, occurred_at__gte=OuterRef("enrolled_at")
+        )
+        .order_by("occurred_at")
+        .values("occurred_at")[:1]
+    )
+    found = (
+        rows.annotate(month=TruncMonth("enrolled_at", output_field=DateField()), first_at=Subquery(first))
+        .order_by()
+        .values_list("month", "enrolled_at", "first_at")
+    )
+    limit = timedelta(hours=journey.activation_hours)
+    per_month: dict[str, list] = defaultdict(list)
+    for month, enrolled_at, first_at in found:
+        per_month[str(month)[:7]].append(None if first_at is None else first_at - enrolled_at)
+
+    def cohort(key: str, delays: list) -> ValueCohort:
+        done = [d.total_seconds() for d in delays if d is not None]
+        in_time = sum(1 for d in delays if d is not None and d <= limit)
+        return ValueCohort(
+            key=key,
+            enrolled=len(delays),
+            activated=len(done),
+            in_time=in_time,
+            in_time_share=ratio(in_time, len(delays)),
+            median_seconds=percentile(done, 0.5) if done else None,
+        )
+
+    every = [d for delays in per_month.values() for d in delays]
+    return TimeToValue(
+        journey=journey,
+        event=journey.activation_event,
+        hours=journey.activation_hours,
+        total=cohort("", every),
+        cohorts=[cohort(key, per_month[key]) for key in sorted(per_month)],
+    )

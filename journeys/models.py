@@ -79,6 +79,20 @@ class Journey(TimeStampedModel):
     template = models.CharField(
         _("made from template"), max_length=32, blank=True, editable=False, help_text=_("Empty: made by hand.")
     )
+    # Time to value: the event that shows a contact got the product's value (e.g. activated).
+    activation_event = models.CharField(
+        _("activation event"),
+        max_length=64,
+        blank=True,
+        validators=[slug_validator],
+        help_text=_("The event type that shows the customer got value, e.g. activated. Empty: not measured."),
+    )
+    activation_hours = models.PositiveIntegerField(
+        _("activated within hours"),
+        default=24,
+        validators=[MinValueValidator(1), MaxValueValidator(8760)],
+        help_text=_("Activating later than this after enrolling counts as not activated in time."),
+    )
 
     class Meta:
         verbose_name = _("journey")

@@ -164,6 +164,22 @@ class TouchpointCellSerializer(serializers.Serializer):
         return stage.slug if stage else None
 
 
+class ValueCohortSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text=_("YYYY-MM of enrollment; empty for the total."))
+    enrolled = serializers.IntegerField()
+    activated = serializers.IntegerField()
+    in_time = serializers.IntegerField(help_text=_("Activated within the journey's activation hours."))
+    in_time_share = serializers.FloatField(allow_null=True)
+    median_seconds = serializers.FloatField(allow_null=True)
+
+
+class TimeToValueSerializer(serializers.Serializer):
+    event = serializers.CharField()
+    hours = serializers.IntegerField()
+    total = ValueCohortSerializer()
+    cohorts = ValueCohortSerializer(many=True)
+
+
 class JourneyMapSerializer(serializers.Serializer):
     journey = serializers.CharField(source="journey.slug")
     name = serializers.CharField(source="journey.name")
@@ -174,6 +190,9 @@ class JourneyMapSerializer(serializers.Serializer):
     entered = serializers.IntegerField()
     stages = StageCellSerializer(many=True)
     touchpoints = serializers.SerializerMethodField()
+    time_to_value = TimeToValueSerializer(
+        source="value", allow_null=True, help_text=_("Null when the journey names no activation event.")
+    )
 
     @extend_schema_field(TouchpointCellSerializer(many=True))
     def get_touchpoints(self, result) -> list[dict]:

@@ -123,8 +123,29 @@ def test_queries_do_not_grow_with_contacts_or_touchpoints(story, django_assert_m
     for touchpoint in Touchpoint.objects.filter(stage__journey=story.journey):
         touchpoint.goal_event_type, touchpoint.goal_days, touchpoint.goal_rate = "purchase", 7, 20
         touchpoint.save()
+    story.journey.activation_event = "purchase"
+    story.journey.save()
     ContactFactory.create_batch(5, persona=story.budget)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         jm.journey_map(journey=story.journey, persona=story.budget)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         jm.journey_map(journey=story.journey)
+
+
+def test_time_to_value_per_cohort(story):
+    journey = story.journey
+    assert jm.journey_map(journey=journey).value is None  # no activation event named
+    # A purchase is the value here; in time within 7 days of enrolling.
+    journey.activation_event, journey.activation_hours = "purchase", 7 * 24
+    journey.save()
+    value = jm.journey_map(journey=journey).value
+    # Purchases at or after enrolling: c1 d5 (enrolled d0: 5 d), c2 d14 (14 d), c6 d21 (enrolled d3:
+    # 18 d); c4, c8, c9 carts without a purchase; the others no purchase event.
+    assert (value.total.enrolled, value.total.activated, value.total.in_time) == (10, 3, 1)
+    assert value.total.median_seconds == 14 * DAY
+    january, february = value.cohorts
+    assert (january.key, january.enrolled, january.activated, january.in_time) == ("2026-01", 6, 3, 1)
+    assert (february.key, february.enrolled, february.activated, february.median_seconds) == ("2026-02", 4, 0, None)
+    budget = jm.journey_map(journey=journey, persona=story.budget).value
+    # Budget: c1 (5 d), c2 (14 d), c3 (no purchase event).
+    assert (budget.total.enrolled, budget.total.activated, budget.total.in_time) == (3, 2, 1)

@@ -143,3 +143,14 @@ def test_export_without_chromium_says_why(story, dave, settings):  # noqa: F811
     response = client.get(URL, {"persona": story.budget.pk, "export": "png"})
     assert response.status_code == 302 and response["Location"] == f"{URL}?persona={story.budget.pk}"
     assert "/nonexistent/chromium" in client.get(response["Location"]).content.decode()
+
+
+def test_time_to_value_on_the_page_and_in_the_api(story, dave, api):  # noqa: F811
+    story.journey.activation_event, story.journey.activation_hours = "purchase", 168
+    story.journey.save()
+    html = client_for(dave).get(URL).content.decode()
+    section = re.search(r'<section class="safar-map-value".*?</section>', html, re.S).group(0)
+    assert "within 168 h: 1 of 10" in section and 'data-cohort="2026-01"' in section
+    body = api(dave).get("/api/v1/journeys/lifecycle/map/").json()
+    assert body["time_to_value"]["total"]["in_time"] == 1
+    assert body["time_to_value"]["cohorts"][0]["key"] == "2026-01"
