@@ -153,7 +153,7 @@ class TouchpointCellSerializer(serializers.Serializer):
     status = serializers.ChoiceField(
         choices=[journey_map.MET, journey_map.CLOSE, journey_map.MISSED, journey_map.TOO_FEW],
         allow_null=True,
-        help_text=_("met: at or above the target; close: from 90% of it; missed; too_few: under 5 contacts."),
+        help_text=_("met: at or above the target; close: from 90 percent of it; missed; too_few: under 5 contacts."),
     )
 
     def get_stage(self, row) -> str | None:
