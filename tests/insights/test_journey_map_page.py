@@ -154,3 +154,12 @@ def test_time_to_value_on_the_page_and_in_the_api(story, dave, api):  # noqa: F8
     body = api(dave).get("/api/v1/journeys/lifecycle/map/").json()
     assert body["time_to_value"]["total"]["in_time"] == 1
     assert body["time_to_value"]["cohorts"][0]["key"] == "2026-01"
+
+
+def test_a_journey_without_stages_has_an_empty_map(dave, api):
+    from tests.factories import JourneyFactory
+
+    JourneyFactory(slug="empty-one", name="Empty")
+    assert client_for(dave).get("/admin/journey-map/empty-one/").status_code == 200
+    body = api(dave).get("/api/v1/journeys/empty-one/map/").json()
+    assert (body["stages"], body["touchpoints"], body["entered"]) == ([], [], 0)
