@@ -58,6 +58,7 @@ def parse_args():
     parser.add_argument("--seconds", type=float, default=8.0, help="stop a run of one figure after this long")
     parser.add_argument("--min-requests", type=int, default=20, help="requests per figure per run at least")
     parser.add_argument("--port", type=int, default=8531, help="loopback port of the server (default 8531)")
+    parser.add_argument("--warmup", type=int, default=2, help="requests per figure before measuring (default 2)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     return parser.parse_args()
@@ -113,7 +114,7 @@ def measure_http(args, server: Server, token: str, session: str, persona_id: int
     ]
     client = Client(server.port)
     for _name, path, headers, _target in cases:
-        for _ in range(4):
+        for _ in range(args.warmup):
             status, body, _elapsed = client.get(path, headers)
             if status != 200:
                 sys.exit(f"GET {path} answered {status}: {body[:300]!r}")

@@ -57,7 +57,7 @@ Definitions, for one journey with stages 1..n in their order:
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection
@@ -73,7 +73,6 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Value,
     Window,
@@ -803,6 +802,12 @@ class TimeToValue:
     cohorts: list[ValueCohort]
 
 
+def _aware(value) -> datetime:
+    if not isinstance(value, datetime):
+        value = DateTimeField().to_python(value)
+    return timezone.make_aware(value, UTC) if timezone.is_naive(value) else value
+
+
 def time_to_value(
     *,
     journey: Journey,
@@ -814,8 +819,8 @@ def time_to_value(
 ) -> TimeToValue | None:
     """Per cohort month of enrollment: the enrollments, those whose contact had the journey's
     activation event at or after enrolling (the first one counts), those within activation_hours
-    of it, and the median time to it. Enrollments still inside their window are counted (they may
-    yet activate in time). One query: an index probe of (contact, occurred_at) per enrollment.
+    of it, and the median time to it (cohort months in the current time zone). Enrollments still
+    inside their window are counted (they may yet activate in time). One query.
     None when the journey names no activation event."""
     if not journey.activation_event:
         return None
@@ -828,22 +833,24 @@ def time_to_value(
     contacts = _contacts_q("contact", segment=segment, persona=persona, country=None, channel=None)
     if contacts:
         rows = rows.filter(contacts)
-    first = (
-        Event.objects.filter(
-            contact_id=OuterRef("contact_id"), type=journey.activation_event, occurred_at__gte=OuterRef("enrolled_at")
-        )
-        .order_by("occurred_at")
-        .values("occurred_at")[:1]
-    )
-    found = (
-        rows.annotate(month=TruncMonth("enrolled_at", output_field=DateField()), first_at=Subquery(first))
-        .order_by()
-        .values_list("month", "enrolled_at", "first_at")
+    # One join of the enrollments with the contacts' activation events (the (type, occurred_at)
+    # index finds them), grouped per enrollment: a probe per enrollment cost 4.4 s at 100,000.
+    inner, inner_params = rows.order_by().values("id", "contact_id", "enrolled_at").query.sql_with_params()
+    events = Event._meta.db_table
+    found = _raw(
+        f"SELECT e.enrolled_at, MIN(ev.occurred_at) FROM ({inner}) e LEFT JOIN {events} ev "
+        "ON ev.contact_id = e.contact_id AND ev.type = %s AND ev.occurred_at >= e.enrolled_at "
+        "GROUP BY e.id, e.enrolled_at",
+        [*inner_params, journey.activation_event],
     )
     limit = timedelta(hours=journey.activation_hours)
     per_month: dict[str, list] = defaultdict(list)
-    for month, enrolled_at, first_at in found:
-        per_month[str(month)[:7]].append(None if first_at is None else first_at - enrolled_at)
+    for enrolled_at, first_at in found:
+        # SQLite answers text or naive datetimes, in UTC.
+        enrolled_at = _aware(enrolled_at)
+        first_at = _aware(first_at) if first_at is not None else None
+        month = timezone.localtime(enrolled_at).strftime("%Y-%m")
+        per_month[month].append(None if first_at is None else first_at - enrolled_at)
 
     def cohort(key: str, delays: list) -> ValueCohort:
         done = [d.total_seconds() for d in delays if d is not None]
