@@ -218,8 +218,7 @@ def main() -> None:
         rows += measure_http(args, server, token, session, persona.pk)
     print_table(rows)
     say(
-        f"busy% = host CPU not idle before a run / during the figure; total "
-        f"{time.perf_counter() - total_started:.0f} s"
+        f"busy% = host CPU not idle before a run / during the figure; total {time.perf_counter() - total_started:.0f} s"
     )
 
 
