@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from core import views as core_views
 from core.api.auth import TokenListView, TokenLoginView, TokenRevokeView
 from core.views import healthz
+from insights import map_views
 from insights import views as insights_views
 
 api_v1 = [
@@ -27,6 +28,8 @@ urlpatterns = [
     path(
         "admin/contacts/<int:contact_id>/360/", admin.site.admin_view(insights_views.contact_360), name="insights-360"
     ),
+    path("admin/journey-map/", admin.site.admin_view(map_views.journey_map_view), name="journey-map-index"),
+    path("admin/journey-map/<slug:slug>/", admin.site.admin_view(map_views.journey_map_view), name="journey-map"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("i18n/calendar/", core_views.calendar_set, name="set_calendar"),

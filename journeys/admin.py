@@ -1,7 +1,9 @@
+from datetime import date
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -17,9 +19,21 @@ from core.exceptions import DomainError
 from crm import registry as crm_registry
 from crm import selectors as crm_selectors
 from crm.admin import contact_link
+from crm.models import Persona, Segment
 
 from . import admin_reports, choices, services
-from .models import Enrollment, Event, IngestKey, Journey, Stage, StageRule, StageTransition, Touchpoint
+from .journey_templates import TEMPLATES
+from .models import (
+    ContactTouchpoint,
+    Enrollment,
+    Event,
+    IngestKey,
+    Journey,
+    Stage,
+    StageRule,
+    StageTransition,
+    Touchpoint,
+)
 
 
 class CappedCountPaginator(EstimatedCountPaginator):
@@ -34,6 +48,155 @@ class CappedCountPaginator(EstimatedCountPaginator):
         if query is not None and query.where:
             return self.object_list[: self.COUNT_CAP].count()
         return super().count
+
+
+# ---------------------------------------------------------------- the journey map's links
+# Filters the figures of the journey map (insights) link to; not shown in the sidebar. Together
+# they select the enrollments behind a figure: reached a stage (or dropped off after it), of a
+# persona or segment, enrolled in a period, or first at a touchpoint in the period.
+
+
+class _MapLinkFilter(admin.SimpleListFilter):
+    """Shown in the sidebar only while in use, with its one value."""
+
+    def lookups(self, request, model_admin):
+        value = request.GET.get(self.parameter_name)
+        return [(value, self.describe(value))] if value is not None else []
+
+    model = None  # what the value names, if an object
+
+    def describe(self, value) -> str:
+        found = self.model.objects.filter(pk=value).first() if self.model and str(value).isdigit() else None
+        return str(found) if found else str(value)
+
+    def has_output(self):
+        return self.value() is not None
+
+    def _stage(self):
+        value = self.value()
+        return Stage.objects.filter(pk=value).first() if value and str(value).isdigit() else None
+
+
+def _reached(stage: Stage):
+    return Exists(
+        StageTransition.objects.filter(
+            enrollment_id=OuterRef("pk"), journey_id=stage.journey_id, to_stage__order__gte=stage.order
+        )
+    )
+
+
+def _period(request) -> tuple:
+    from .analytics import period_bounds
+
+    days = []
+    for name in ("from", "to"):
+        try:
+            days.append(date.fromisoformat(request.GET.get(name, "")))
+        except ValueError:
+            days.append(None)
+    return period_bounds(*days)
+
+
+class ReachedStageFilter(_MapLinkFilter):
+    title = _("reached stage")
+    parameter_name = "reached"
+    model = Stage
+
+    def queryset(self, request, queryset):
+        stage = self._stage()
+        return queryset.filter(_reached(stage)) if stage else queryset if self.value() is None else queryset.none()
+
+
+class DroppedAfterStageFilter(_MapLinkFilter):
+    title = _("dropped off after stage")
+    parameter_name = "dropped"
+    model = Stage
+
+    def queryset(self, request, queryset):
+        stage = self._stage()
+        if stage is None:
+            return queryset if self.value() is None else queryset.none()
+        later = Stage.objects.filter(journey_id=stage.journey_id, order__gt=stage.order).order_by("order").first()
+        queryset = queryset.filter(_reached(stage))
+        return queryset.exclude(_reached(later)) if later else queryset
+
+
+class MapPersonaFilter(_MapLinkFilter):
+    title = _("persona")
+    parameter_name = "persona"
+    model = Persona
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(contact__persona_id=value) if value and str(value).isdigit() else queryset
+
+
+class MapSegmentFilter(_MapLinkFilter):
+    title = _("segment")
+    parameter_name = "segment"
+    model = Segment
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        segment = Segment.objects.filter(pk=value).first() if value and str(value).isdigit() else None
+        if segment is None:
+            return queryset
+        return queryset.filter(contact__in=crm_selectors.segment_members(segment=segment).values("pk"))
+
+
+class MapTouchpointFilter(_MapLinkFilter):
+    """Contacts first at the touchpoint in the period (the map's touchpoint figure)."""
+
+    title = _("touchpoint")
+    parameter_name = "touchpoint"
+    model = Touchpoint
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not (value and str(value).isdigit()):
+            return queryset
+        since, until = _period(request)
+        visits = ContactTouchpoint.objects.filter(contact_id=OuterRef("contact_id"), touchpoint_id=value)
+        if since:
+            visits = visits.filter(first_at__gte=since)
+        if until:
+            visits = visits.filter(first_at__lt=until)
+        return queryset.filter(Exists(visits))
+
+
+class MapFromFilter(_MapLinkFilter):
+    """The period's first day: enrolled from then (with a touchpoint: first there from then)."""
+
+    title = _("from")
+    parameter_name = "from"
+
+    def queryset(self, request, queryset):
+        since, _until = _period(request)
+        if since is None or request.GET.get("touchpoint"):
+            return queryset
+        return queryset.filter(enrolled_at__gte=since)
+
+
+class MapToFilter(_MapLinkFilter):
+    title = _("to")
+    parameter_name = "to"
+
+    def queryset(self, request, queryset):
+        _since, until = _period(request)
+        if until is None or request.GET.get("touchpoint"):
+            return queryset
+        return queryset.filter(enrolled_at__lt=until)
+
+
+MAP_LINK_FILTERS = (
+    ReachedStageFilter,
+    DroppedAfterStageFilter,
+    MapPersonaFilter,
+    MapSegmentFilter,
+    MapTouchpointFilter,
+    MapFromFilter,
+    MapToFilter,
+)
 
 
 class StageInline(TabularInline):
@@ -54,8 +217,16 @@ class StageRuleInline(TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+class JourneyTemplateForm(forms.Form):
+    template = forms.ChoiceField(
+        label=_("Template"), choices=[(key, t["label"]) for key, t in TEMPLATES.items()], widget=forms.RadioSelect
+    )
+    name = forms.CharField(label=_("Name"), max_length=100, required=False, help_text=_("Empty: the template's name."))
+
+
 @admin.register(Journey)
 class JourneyAdmin(ModelAdmin):
+    change_list_template = "admin/journeys/journey/change_list.html"
     list_display = ("name", "slug", "is_active", "enrolled", "reports")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
@@ -68,7 +239,9 @@ class JourneyAdmin(ModelAdmin):
     @admin.display(description=_("reports"))
     def reports(self, obj):
         return format_html(
-            '<a href="{}">{}</a> · <a href="{}">{}</a>',
+            '<a href="{}">{}</a> · <a href="{}">{}</a> · <a href="{}">{}</a>',
+            reverse("journey-map", args=[obj.slug]),
+            _("Journey map"),
             reverse("admin:journeys_journey_funnel", args=[obj.pk]),
             _("Funnel"),
             reverse("admin:journeys_journey_stalled", args=[obj.pk]),
@@ -78,11 +251,46 @@ class JourneyAdmin(ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(enrolled=Count("enrollments"))
 
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_install_template": request.user.has_perm("journeys.install_journey_template"),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def from_template_view(self, request):
+        """New journey from template: pick one, optionally name it; installing again makes another."""
+        if not request.user.has_perm("journeys.install_journey_template"):
+            raise PermissionDenied
+        form = JourneyTemplateForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            journey = services.journey_template_install(
+                key=form.cleaned_data["template"], actor=request.user, name=form.cleaned_data["name"]
+            )
+            messages.success(request, _("Journey %(name)s made from the template.") % {"name": journey.name})
+            return HttpResponseRedirect(reverse("journey-map", args=[journey.slug]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("New journey from template"),
+            "opts": self.model._meta,
+            "form": form,
+            "templates": [
+                {"key": key, "template": template, "stages": [stage[1] for stage in template["stages"]]}
+                for key, template in TEMPLATES.items()
+            ],
+        }
+        return TemplateResponse(request, "admin/journeys/journey/from_template.html", context)
+
     def get_urls(self):
         def view(func):
             return self.admin_site.admin_view(lambda request, object_id: func(self, request, object_id))
 
         return [
+            path(
+                "from-template/",
+                self.admin_site.admin_view(self.from_template_view),
+                name="journeys_journey_from_template",
+            ),
             path("<int:object_id>/funnel/", view(admin_reports.funnel_view), name="journeys_journey_funnel"),
             path("<int:object_id>/stalled/", view(admin_reports.stalled_view), name="journeys_journey_stalled"),
             *super().get_urls(),
@@ -181,7 +389,7 @@ class EnrollmentForm(forms.ModelForm):
 @admin.register(Enrollment)
 class EnrollmentAdmin(ModelAdmin):
     list_display = ("contact_link", "journey", "stage", "stage_entered_at", "days_in_stage", "status")
-    list_filter = ("journey", "stage", "status")
+    list_filter = ("journey", "stage", "status", *MAP_LINK_FILTERS)
     list_select_related = ("contact", "journey", "stage")
     search_fields = ("=contact__email", "contact__last_name")
     autocomplete_fields = ("contact",)

@@ -67,3 +67,13 @@ class EventType(models.TextChoices):
     REVIEW = "review", _("Review")
     REFERRAL = "referral", _("Referral")
     SURVEY_ANSWER = "survey_answer", _("Survey answer")
+
+
+class Emotion(models.IntegerChoices):
+    """A face on the journey map, from -2 to 2."""
+
+    VERY_UNHAPPY = -2, _("Very unhappy")
+    UNHAPPY = -1, _("Unhappy")
+    NEUTRAL = 0, _("Neutral")
+    HAPPY = 1, _("Happy")
+    VERY_HAPPY = 2, _("Very happy")

@@ -5,6 +5,7 @@ import hashlib
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -17,6 +18,28 @@ from . import choices
 slug_validator = RegexValidator(
     r"^[a-z][a-z0-9_]{0,63}$", _("Use lower-case letters, digits and underscores, starting with a letter.")
 )
+MAP_TEXT_MAX = 2000
+
+
+def validate_language_texts(value) -> None:
+    """Map text per language, as message templates hold theirs: {"en": "…", "fa": "…"}; an empty
+    dict is no text. Only the site's languages, strings of at most MAP_TEXT_MAX characters."""
+    if not isinstance(value, dict):
+        raise ValidationError(_('Give the text per language, e.g. {"en": "…"}.'))
+    for language, text in value.items():
+        if language not in dict(settings.LANGUAGES) or not isinstance(text, str):
+            raise ValidationError(_("Unknown language %(language)s.") % {"language": language})
+        if len(text) > MAP_TEXT_MAX:
+            raise ValidationError(
+                _("The %(language)s text is longer than %(limit)d characters.")
+                % {"language": language, "limit": MAP_TEXT_MAX}
+            )
+
+
+def text_in(value: dict | None, language: str) -> str:
+    """A map text in `language`, else in English, else in the site's language, else empty."""
+    value = value or {}
+    return value.get(language) or value.get("en") or value.get(settings.LANGUAGE_CODE) or ""
 
 
 class Journey(TimeStampedModel):
@@ -26,11 +49,64 @@ class Journey(TimeStampedModel):
     slug = models.SlugField(_("slug"), max_length=64, unique=True)
     description = models.TextField(_("description"), blank=True)
     is_active = models.BooleanField(_("active"), default=True)
+    # The audience: empty personas and no segment is everyone. Rules enroll and move only
+    # contacts of the audience; a person cannot enroll anyone else (journeys.services).
+    personas = models.ManyToManyField(
+        "crm.Persona",
+        verbose_name=_("personas"),
+        blank=True,
+        related_name="journeys",
+        help_text=_("Only contacts of these personas enter the journey. Empty: any persona."),
+    )
+    segment = models.ForeignKey(
+        "crm.Segment",
+        verbose_name=_("segment"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="journeys",
+        help_text=_("Only live members of this segment enter the journey. Empty: anyone."),
+    )
+    variant_of = models.ForeignKey(
+        "self",
+        verbose_name=_("variant of"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="variants",
+        help_text=_("The journey this one adapts for another persona or segment."),
+    )
+    template = models.CharField(
+        _("made from template"), max_length=32, blank=True, editable=False, help_text=_("Empty: made by hand.")
+    )
+    # Time to value: the event that shows a contact got the product's value (e.g. activated).
+    activation_event = models.CharField(
+        _("activation event"),
+        max_length=64,
+        blank=True,
+        validators=[slug_validator],
+        help_text=_("The event type that shows the customer got value, e.g. activated. Empty: not measured."),
+    )
+    activation_hours = models.PositiveIntegerField(
+        _("activated within hours"),
+        default=24,
+        validators=[MinValueValidator(1), MaxValueValidator(8760)],
+        help_text=_("Activating later than this after enrolling counts as not activated in time."),
+    )
 
     class Meta:
         verbose_name = _("journey")
         verbose_name_plural = _("journeys")
         ordering = ["name"]
+        permissions = [
+            ("change_journey_map", _("Can edit the journey map")),
+            ("install_journey_template", _("Can make a journey from a template")),
+        ]
+
+    @property
+    def has_audience(self) -> bool:
+        """Whether the journey is limited to personas or a segment (personas prefetched or not)."""
+        return self.segment_id is not None or self.personas.exists()
 
     def __str__(self):
         return self.name
@@ -65,6 +141,21 @@ class Stage(models.Model):
         default=False,
         help_text=_("Reaching this stage counts as converting (e.g. purchase) in touchpoint and attribution reports."),
     )
+    # The journey map (per language, like message templates): what the customer wants, does,
+    # thinks and feels here, what hurts, what the business could do, and who owns the stage.
+    customer_goal = models.JSONField(_("customer goal"), default=dict, blank=True, validators=[validate_language_texts])
+    actions = models.JSONField(_("customer actions"), default=dict, blank=True, validators=[validate_language_texts])
+    thoughts = models.JSONField(_("thoughts"), default=dict, blank=True, validators=[validate_language_texts])
+    pain_points = models.JSONField(_("pain points"), default=dict, blank=True, validators=[validate_language_texts])
+    opportunities = models.JSONField(_("opportunities"), default=dict, blank=True, validators=[validate_language_texts])
+    emotion = models.SmallIntegerField(
+        _("expected emotion"),
+        choices=choices.Emotion.choices,
+        null=True,
+        blank=True,
+        help_text=_("How the team believes customers feel here; the map shows the measured feeling beside it."),
+    )
+    owner_team = models.CharField(_("owner team"), max_length=100, blank=True)
 
     class Meta:
         verbose_name = _("stage")
@@ -98,6 +189,35 @@ class Touchpoint(TimeStampedModel):
     )
     goal = models.CharField(_("goal"), max_length=200, blank=True, help_text=_("What this touchpoint should achieve."))
     is_active = models.BooleanField(_("active"), default=True)
+    is_online = models.BooleanField(_("online"), default=True, help_text=_("Off: in person (a store, an event)."))
+    call_to_action = models.JSONField(
+        _("call to action"), default=dict, blank=True, validators=[validate_language_texts]
+    )
+    # The measurable goal: of the contacts at this touchpoint, goal_rate % should have the goal
+    # event or enter the goal stage within goal_days of their first time here.
+    goal_event_type = models.CharField(
+        _("goal event"), max_length=64, blank=True, validators=[slug_validator], help_text=_("e.g. purchase.")
+    )
+    goal_stage = models.ForeignKey(
+        Stage,
+        verbose_name=_("goal stage"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_("Entering this stage (or a later one) meets the goal."),
+    )
+    goal_days = models.PositiveIntegerField(
+        _("goal within days"), null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(3650)]
+    )
+    goal_rate = models.DecimalField(
+        _("goal rate (%)"),
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+    )
 
     class Meta:
         verbose_name = _("touchpoint")
@@ -106,6 +226,24 @@ class Touchpoint(TimeStampedModel):
 
     def __str__(self):
         return self.name
+
+    @property
+    def has_measured_goal(self) -> bool:
+        return bool(self.goal_event_type or self.goal_stage_id) and bool(self.goal_days) and self.goal_rate is not None
+
+    def clean(self):
+        errors = {}
+        if self.goal_event_type and self.goal_stage_id:
+            errors["goal_stage"] = [_("Name a goal event or a goal stage, not both.")]
+        if self.goal_event_type or self.goal_stage_id:
+            if not self.goal_days:
+                errors["goal_days"] = [_("Say within how many days the goal counts.")]
+            if self.goal_rate is None:
+                errors["goal_rate"] = [_("Give the rate to reach.")]
+        elif self.goal_days or self.goal_rate is not None:
+            errors["goal_event_type"] = [_("Name the goal event or the goal stage.")]
+        if errors:
+            raise ValidationError(errors)
 
 
 class Event(models.Model):

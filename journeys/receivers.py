@@ -3,7 +3,7 @@ and stage ledgers (after commit, in tasks) and when crm merges two contacts, and
 per-process copy of the ingestion setup when it changes. Connected in JourneysConfig.ready()."""
 
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from core.broker import send_or_defer
@@ -63,6 +63,7 @@ def merge_summaries(*, winner, loser, actor) -> None:
 @receiver([post_save, post_delete], sender=Stage, dispatch_uid="journeys.forget_setup_stage")
 @receiver([post_save, post_delete], sender=StageRule, dispatch_uid="journeys.forget_setup_rule")
 @receiver([post_save, post_delete], sender=Touchpoint, dispatch_uid="journeys.forget_setup_touchpoint")
+@receiver(m2m_changed, sender=Journey.personas.through, dispatch_uid="journeys.forget_setup_audience")
 def setup_changed(sender, **kwargs):
     forget_on_change(selectors.ingest_setup_forget)
 

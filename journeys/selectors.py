@@ -3,12 +3,12 @@
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from core.caching import ShortLived
 from core.selectors import rows_visible
 
-from .models import Enrollment, Event, Stage, StageRule, Touchpoint
+from .models import Enrollment, Event, Journey, Stage, StageRule, Touchpoint
 
 
 def journeys_visible(*, user, queryset: QuerySet) -> QuerySet:
@@ -61,6 +61,8 @@ class IngestSetup:
     rules_by_type: dict[str, list[StageRule]]  # active rules of active journeys, in rule order
     stages: dict[int, Stage]  # every stage, with its journey
     last_orders: dict[int, int]  # journey -> highest stage order (reaching it completes)
+    # journey -> (persona ids, segment id) of the journeys limited to an audience; others absent.
+    audiences: dict[int, tuple[frozenset[int], int | None]] = None  # type: ignore[assignment]
 
 
 def _ingest_setup_load() -> IngestSetup:
@@ -75,7 +77,7 @@ def _ingest_setup_load() -> IngestSetup:
         rule.journey = rule.stage.journey
         rules_by_type[rule.event_type].append(rule)
     touchpoints = {slug: (pk, channel) for pk, slug, channel in Touchpoint.objects.values_list("pk", "slug", "channel")}
-    return IngestSetup(touchpoints, dict(rules_by_type), stages, last_orders)
+    return IngestSetup(touchpoints, dict(rules_by_type), stages, last_orders, journey_audiences())
 
 
 _ingest_setup = ShortLived(_ingest_setup_load)
@@ -91,3 +93,38 @@ def ingest_setup() -> IngestSetup:
 
 def ingest_setup_forget() -> None:
     _ingest_setup.forget()
+
+
+# ---------------------------------------------------------------- audiences (personas, segment)
+
+
+def journey_audiences() -> dict[int, tuple[frozenset[int], int | None]]:
+    """{journey id: (persona ids, segment id)} of the journeys limited to an audience; one query."""
+    personas: dict[int, set[int]] = defaultdict(set)
+    segments: dict[int, int | None] = {}
+    rows = Journey.objects.filter(Q(segment__isnull=False) | Q(personas__isnull=False)).values_list(
+        "pk", "segment_id", "personas"
+    )
+    for journey_id, segment_id, persona_id in rows.order_by():
+        segments[journey_id] = segment_id
+        if persona_id is not None:
+            personas[journey_id].add(persona_id)
+    return {pk: (frozenset(personas.get(pk, ())), segment_id) for pk, segment_id in segments.items()}
+
+
+def audience_members(*, audience: tuple[frozenset[int], int | None], contact_ids) -> set[int]:
+    """The contacts among `contact_ids` in the audience (persona among the ids, live member of the
+    segment); one query."""
+    from crm.models import Contact, Segment
+    from crm.selectors import segment_members
+
+    persona_ids, segment_id = audience
+    rows = Contact.objects.filter(pk__in=list(contact_ids))
+    if persona_ids:
+        rows = rows.filter(persona_id__in=persona_ids)
+    if segment_id is not None:
+        segment = Segment.objects.filter(pk=segment_id).first()
+        if segment is None:
+            return set()
+        rows = rows.filter(pk__in=segment_members(segment=segment).values("pk"))
+    return set(rows.values_list("pk", flat=True))

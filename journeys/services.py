@@ -19,7 +19,7 @@ from core.exceptions import DomainError
 from core.services import audit_log_record
 
 from . import choices
-from .models import Enrollment, Event, IngestKey, Journey, Stage, StageRule, StageTransition
+from .models import Enrollment, Event, IngestKey, Journey, Stage, StageRule, StageTransition, Touchpoint
 from .signals import stage_changed, stages_entered
 
 
@@ -140,6 +140,19 @@ def _check_contact(contact) -> None:
         raise DomainError(_("This contact was erased; their journey is closed."), code="erased", field="contact")
 
 
+def _check_audience(contact, journey: Journey) -> None:
+    """A journey limited to personas or a segment takes no one else."""
+    from .selectors import audience_members, journey_audiences
+
+    audience = journey_audiences().get(journey.pk)
+    if audience is not None and contact.pk not in audience_members(audience=audience, contact_ids=[contact.pk]):
+        raise DomainError(
+            _("This journey is for other personas or another segment; the contact is not in its audience."),
+            code="not_in_audience",
+            field="contact",
+        )
+
+
 @transaction.atomic
 def enrollment_create(
     *,
@@ -153,6 +166,7 @@ def enrollment_create(
 ) -> Enrollment:
     """Put a contact in a journey, at its first stage unless another is given."""
     _check_contact(contact)
+    _check_audience(contact, journey)
     at = at or timezone.now()
     check_not_future(at)
     stages = list(journey.stages.all())
@@ -272,6 +286,8 @@ def rules_apply(events: list[Event]) -> list[StageTransition]:
         for rule in setup.rules_by_type.get(event.type, ())
         if _properties_match(rule.property_match, event.properties)
     ]
+    if setup.audiences and matches:
+        matches = _in_audiences(matches, setup.audiences)
     if not matches:
         return []
     for attempt in range(2):
@@ -292,6 +308,29 @@ def rules_apply(events: list[Event]) -> list[StageTransition]:
             if attempt:
                 raise
     return []
+
+
+def _in_audiences(matches, audiences: dict) -> list:
+    """The matches whose contact is in the audience of the rule's journey: a journey limited to
+    personas or a segment neither enrolls nor moves anyone else. One query per limited journey
+    concerned; none when no rule of a limited journey matched."""
+    limited = {rule.journey_id for _event, rule in matches if rule.journey_id in audiences}
+    if not limited:
+        return matches
+    from .selectors import audience_members
+
+    members = {
+        journey_id: audience_members(
+            audience=audiences[journey_id],
+            contact_ids={event.contact_id for event, rule in matches if rule.journey_id == journey_id},
+        )
+        for journey_id in sorted(limited)
+    }
+    return [
+        (event, rule)
+        for event, rule in matches
+        if rule.journey_id not in members or event.contact_id in members[rule.journey_id]
+    ]
 
 
 def _enrollments_save(enrollments: list[Enrollment]) -> None:
@@ -961,3 +1000,157 @@ def _backfill_enrollments_save(enrollments: list[_EnrollmentState]) -> None:
     Enrollment.objects.bulk_update(
         rows, ["stage", "stage_entered_at", "enrolled_at", "status", "updated_at"], batch_size=500
     )
+
+
+# ---------------------------------------------------------------- the journey map's content
+
+STAGE_MAP_TEXTS = ("customer_goal", "actions", "thoughts", "pain_points", "opportunities")
+TOUCHPOINT_MAP_TEXTS = ("call_to_action",)
+STAGE_MAP_FIELDS = ("emotion", "owner_team")
+TOUCHPOINT_MAP_FIELDS = ("is_online", "goal", "goal_event_type", "goal_stage", "goal_days", "goal_rate")
+
+
+def _map_update(obj, *, texts: dict, values: dict, text_fields, value_fields, actor, action: str):
+    """Set the given language texts ({field: {language: text}}, an empty text removes that
+    language) and plain values on a stage or touchpoint; full_clean, so bad input is a field error
+    and nothing is written; the change is in the audit log."""
+    from django.core.exceptions import ValidationError
+
+    unknown = (set(texts) - set(text_fields)) | (set(values) - set(value_fields))
+    if unknown:
+        raise ValidationError({name: [_("This field is not part of the map.")] for name in sorted(unknown)})
+    changed = {}
+    for name, per_language in texts.items():
+        current = dict(getattr(obj, name) or {})
+        for language, text in per_language.items():
+            text = (text or "").replace("\r\n", "\n").strip() if isinstance(text, str) else text
+            if text == "":
+                current.pop(language, None)
+            else:
+                current[language] = text
+        setattr(obj, name, current)
+        changed[name] = per_language
+    for name, value in values.items():
+        setattr(obj, name, value)
+        changed[name] = str(value) if value is not None else None
+    obj.full_clean()
+    obj.save()
+    audit_log_record(actor=actor, action=action, obj=obj, data={"changed": sorted(changed)})
+    return obj
+
+
+@transaction.atomic
+def stage_map_update(*, stage: Stage, texts: dict | None = None, values: dict | None = None, actor=None) -> Stage:
+    """Edit a stage's map content: texts per language (customer goal, actions, thoughts, pain
+    points, opportunities) and the emotion and owner team."""
+    stage = Stage.objects.select_for_update().get(pk=stage.pk)
+    return _map_update(
+        stage,
+        texts=texts or {},
+        values=values or {},
+        text_fields=STAGE_MAP_TEXTS,
+        value_fields=STAGE_MAP_FIELDS,
+        actor=actor,
+        action="journey_map.stage",
+    )
+
+
+@transaction.atomic
+def touchpoint_map_update(
+    *, touchpoint: Touchpoint, texts: dict | None = None, values: dict | None = None, actor=None
+) -> Touchpoint:
+    """Edit a touchpoint's map content: the call to action per language, online or offline, and
+    the measurable goal (event or stage, within days, rate)."""
+    touchpoint = Touchpoint.objects.select_for_update().get(pk=touchpoint.pk)
+    return _map_update(
+        touchpoint,
+        texts=texts or {},
+        values=values or {},
+        text_fields=TOUCHPOINT_MAP_TEXTS,
+        value_fields=TOUCHPOINT_MAP_FIELDS,
+        actor=actor,
+        action="journey_map.touchpoint",
+    )
+
+
+# ---------------------------------------------------------------- journeys from templates
+
+
+def _free_slug(model, base: str, taken: set[str] | None = None) -> str:
+    """base, or base-2, base-3... the first one no row of `model` (nor `taken`) has."""
+    taken = taken or set()
+    used = set(model.objects.filter(slug__startswith=base).values_list("slug", flat=True)) | taken
+    if base not in used:
+        return base
+    n = 2
+    while f"{base}-{n}" in used:
+        n += 1
+    return f"{base}-{n}"
+
+
+@transaction.atomic
+def journey_template_install(*, key: str, actor=None, name: str = "") -> Journey:
+    """A new journey from a template (journeys.journey_templates): stages with their map text,
+    stage rules, touchpoints with calls to action and measured goals. The journey and touchpoint
+    slugs get a number when taken, so installing twice makes a second journey, never a clash.
+    One transaction: all of it or nothing."""
+    from .journey_templates import TEMPLATES
+
+    template = TEMPLATES.get(key)
+    if template is None:
+        raise DomainError(_("Unknown journey template."), code="unknown_template", field="template")
+    # Two installs at once would pick the same free slug; one waits for the other.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [0x6A54_0001])
+    slug = _free_slug(Journey, key)
+    suffix = slug[len(key) :]  # "" or "-2"...
+    journey = Journey.objects.create(
+        name=(name or template["name"] + (f" ({suffix[1:]})" if suffix else ""))[:100],
+        slug=slug,
+        description=template["description"],
+        template=key,
+    )
+    stages = {}
+    for order, (stage_slug, stage_name, days, target, goal, emotion, team, aim, pains, ideas) in enumerate(
+        template["stages"], start=1
+    ):
+        stages[stage_slug] = Stage.objects.create(
+            journey=journey,
+            slug=stage_slug,
+            name=stage_name,
+            order=order,
+            expected_days=days,
+            target_conversion=target,
+            is_goal=goal,
+            emotion=emotion,
+            owner_team=team,
+            customer_goal=aim,
+            pain_points=pains,
+            opportunities=ideas,
+        )
+    StageRule.objects.bulk_create(
+        StageRule(journey=journey, event_type=event_type, property_match=match, stage=stages[stage_slug])
+        for event_type, match, stage_slug in template["rules"]
+    )
+    taken: set[str] = set()
+    for tp_slug, tp_name, channel, stage_slug, online, cta, goal in template["touchpoints"]:
+        touchpoint = Touchpoint(
+            name=tp_name,
+            slug=_free_slug(Touchpoint, tp_slug + suffix, taken),
+            channel=channel,
+            stage=stages[stage_slug],
+            is_online=online,
+            call_to_action=cta,
+        )
+        taken.add(touchpoint.slug)
+        if goal is not None:
+            target, touchpoint.goal_days, touchpoint.goal_rate = goal
+            if target.startswith("stage:"):
+                touchpoint.goal_stage = stages[target.removeprefix("stage:")]
+            else:
+                touchpoint.goal_event_type = target
+        touchpoint.full_clean()
+        touchpoint.save()
+    audit_log_record(actor=actor, action="journey.from_template", obj=journey, data={"template": key})
+    return journey

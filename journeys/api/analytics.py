@@ -144,9 +144,16 @@ class StageStatsSerializer(serializers.Serializer):
     target_conversion = serializers.DecimalField(
         source="stage.target_conversion", max_digits=5, decimal_places=2, allow_null=True
     )
-    mean_seconds = serializers.FloatField(allow_null=True, help_text=_("Time to the next stage."))
+    mean_seconds = serializers.FloatField(
+        allow_null=True,
+        help_text=_(
+            "Time to the next stage, over the contacts who entered this stage and the next one "
+            "themselves (time_n): a skipped stage adds no zero-length time."
+        ),
+    )
     median_seconds = serializers.FloatField(allow_null=True)
     p90_seconds = serializers.FloatField(allow_null=True)
+    time_n = serializers.IntegerField(allow_null=True, help_text=_("Contacts the times rest on."))
 
 
 class GroupStageSerializer(serializers.Serializer):

@@ -26,8 +26,21 @@ class JourneySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Journey
-        fields = ["id", "name", "slug", "description", "is_active", "stages", "created_at", "updated_at"]
-        read_only_fields = ["created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "description",
+            "is_active",
+            "personas",
+            "segment",
+            "variant_of",
+            "template",
+            "stages",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["template", "created_at", "updated_at"]
 
     def get_stages(self, journey) -> list[dict]:
         return [

@@ -1,3 +1,4 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from . import views
@@ -17,4 +18,12 @@ router.register("rules", views.StageRuleViewSet, basename="rule")
 router.register("enrollments", views.EnrollmentViewSet, basename="enrollment")
 router.register("transitions", views.StageTransitionViewSet, basename="transition")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    path("journey-templates/", views.JourneyTemplateListView.as_view(), name="journey-templates"),
+    path(
+        "journey-templates/<slug:key>/install/",
+        views.JourneyTemplateInstallView.as_view(),
+        name="journey-template-install",
+    ),
+]

@@ -1,11 +1,14 @@
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from knox.auth import TokenAuthentication
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from core.api.pagination import CursorPagination
 from core.api.parsers import BatchJSONParser, FormParser, MultiPartParser
@@ -26,6 +29,7 @@ from ..filtersets import (
     StageTransitionFilterSet,
     TouchpointFilterSet,
 )
+from ..journey_templates import TEMPLATES
 from ..models import Enrollment, Event, IngestKey, Journey, Stage, StageRule, StageTransition, Touchpoint
 from ..selectors import journeys_visible
 from . import analytics as analytics_api
@@ -43,7 +47,7 @@ class JourneyViewSet(VisibleRows, viewsets.ModelViewSet):
 
     visible = staticmethod(journeys_visible)
 
-    queryset = Journey.objects.prefetch_related("stages")
+    queryset = Journey.objects.prefetch_related("stages", "personas")
     serializer_class = s.JourneySerializer
     permission_classes = [ModelPermissions]
     filterset_class = JourneyFilterSet
@@ -411,3 +415,73 @@ class StageTransitionViewSet(VisibleRows, mixins.ListModelMixin, mixins.Retrieve
         # Nothing stored and something wrong: a client error, as for events.
         failed = counts["rejected"] and not (counts["stored"] or counts["duplicate"])
         return Response(body, status=status.HTTP_400_BAD_REQUEST if failed else status.HTTP_200_OK)
+
+
+# ---------------------------------------------------------------- journeys from templates
+
+
+class JourneyTemplateSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    stages = serializers.ListField(child=serializers.CharField(), help_text=gettext_lazy("Stage slugs, in order."))
+
+
+class JourneyTemplateInstallSerializer(serializers.Serializer):
+    name = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, help_text=gettext_lazy("Default: the template's name.")
+    )
+
+
+class JourneyTemplatePermission(permissions.BasePermission):
+    def has_permission(self, request, view):
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            return user.has_perm("journeys.view_journey")
+        return user.has_perms(["journeys.view_journey", "journeys.install_journey_template"])
+
+
+def _templates() -> list[dict]:
+    return [
+        {
+            "key": key,
+            "name": str(template["label"]),
+            "description": template["description"],
+            "stages": [stage[0] for stage in template["stages"]],
+        }
+        for key, template in TEMPLATES.items()
+    ]
+
+
+class JourneyTemplateListView(APIView):
+    """The journey templates: B2C retail, SaaS product-led, B2B sales-led."""
+
+    permission_classes = [JourneyTemplatePermission]
+
+    @extend_schema(responses={200: JourneyTemplateSerializer(many=True)})
+    def get(self, request):
+        return Response(JourneyTemplateSerializer(_templates(), many=True).data)
+
+
+class JourneyTemplateInstallView(APIView):
+    """A new journey from the template: stages with map text in four languages, stage rules and
+    touchpoints with measured goals. Installing again makes another journey (its slug numbered)."""
+
+    permission_classes = [JourneyTemplatePermission]
+
+    @extend_schema(
+        request=JourneyTemplateInstallSerializer,
+        responses={201: s.JourneySerializer, 400: ValidationErrorSerializer},
+    )
+    def post(self, request, key: str):
+        if key not in TEMPLATES:
+            raise NotFound(_("No such journey template."))
+        body = JourneyTemplateInstallSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        journey = services.journey_template_install(
+            key=key, actor=request.user, name=body.validated_data.get("name", "")
+        )
+        journey = Journey.objects.prefetch_related("stages", "personas").get(pk=journey.pk)
+        return Response(s.JourneySerializer(journey).data, status=status.HTTP_201_CREATED)

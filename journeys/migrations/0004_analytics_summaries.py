@@ -5,66 +5,229 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('crm', '0005_import_job'),
-        ('journeys', '0003_roles'),
+        ("crm", "0005_import_job"),
+        ("journeys", "0003_roles"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AttributionCredit',
+            name="AttributionCredit",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('model', models.CharField(choices=[('first', 'First touch'), ('last', 'Last touch'), ('linear', 'Linear'), ('u_shaped', 'U-shaped (40/20/40)'), ('w_shaped', 'W-shaped (30/30/30/10)')], max_length=16, verbose_name='model')),
-                ('channel', models.CharField(blank=True, help_text='Empty: no channel touch in the lookback before the conversion (direct).', max_length=16, verbose_name='channel')),
-                ('weight', models.DecimalField(decimal_places=6, max_digits=7, verbose_name='weight')),
-                ('converted_at', models.DateTimeField(verbose_name='converted at')),
-                ('contact', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='crm.contact', verbose_name='contact')),
-                ('enrollment', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='journeys.enrollment', verbose_name='enrollment')),
-                ('journey', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='journeys.journey', verbose_name='journey')),
-                ('stage', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='journeys.stage', verbose_name='stage')),
-                ('touchpoint', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='journeys.touchpoint', verbose_name='touchpoint')),
-                ('transition', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='journeys.stagetransition', verbose_name='transition')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "model",
+                    models.CharField(
+                        choices=[
+                            ("first", "First touch"),
+                            ("last", "Last touch"),
+                            ("linear", "Linear"),
+                            ("u_shaped", "U-shaped (40/20/40)"),
+                            ("w_shaped", "W-shaped (30/30/30/10)"),
+                        ],
+                        max_length=16,
+                        verbose_name="model",
+                    ),
+                ),
+                (
+                    "channel",
+                    models.CharField(
+                        blank=True,
+                        help_text="Empty: no channel touch in the lookback before the conversion (direct).",
+                        max_length=16,
+                        verbose_name="channel",
+                    ),
+                ),
+                ("weight", models.DecimalField(decimal_places=6, max_digits=7, verbose_name="weight")),
+                ("converted_at", models.DateTimeField(verbose_name="converted at")),
+                (
+                    "contact",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="crm.contact",
+                        verbose_name="contact",
+                    ),
+                ),
+                (
+                    "enrollment",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="journeys.enrollment",
+                        verbose_name="enrollment",
+                    ),
+                ),
+                (
+                    "journey",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="journeys.journey",
+                        verbose_name="journey",
+                    ),
+                ),
+                (
+                    "stage",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="journeys.stage",
+                        verbose_name="stage",
+                    ),
+                ),
+                (
+                    "touchpoint",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="journeys.touchpoint",
+                        verbose_name="touchpoint",
+                    ),
+                ),
+                (
+                    "transition",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="journeys.stagetransition",
+                        verbose_name="transition",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'attribution credit',
-                'verbose_name_plural': 'attribution credits',
-                'indexes': [models.Index(fields=['journey', 'model', 'stage', 'converted_at'], name='journeys_credit_report_idx'), models.Index(fields=['enrollment', 'stage'], name='journeys_credit_enr_idx'), models.Index(fields=['transition'], name='journeys_credit_transition_idx')],
+                "verbose_name": "attribution credit",
+                "verbose_name_plural": "attribution credits",
+                "indexes": [
+                    models.Index(
+                        fields=["journey", "model", "stage", "converted_at"], name="journeys_credit_report_idx"
+                    ),
+                    models.Index(fields=["enrollment", "stage"], name="journeys_credit_enr_idx"),
+                    models.Index(fields=["transition"], name="journeys_credit_transition_idx"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ContactTouchpoint',
+            name="ContactTouchpoint",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('first_at', models.DateTimeField(verbose_name='first at')),
-                ('last_at', models.DateTimeField(verbose_name='last at')),
-                ('events', models.PositiveIntegerField(default=0, verbose_name='events')),
-                ('contact', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='crm.contact', verbose_name='contact')),
-                ('touchpoint', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='journeys.touchpoint', verbose_name='touchpoint')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("first_at", models.DateTimeField(verbose_name="first at")),
+                ("last_at", models.DateTimeField(verbose_name="last at")),
+                ("events", models.PositiveIntegerField(default=0, verbose_name="events")),
+                (
+                    "contact",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="crm.contact",
+                        verbose_name="contact",
+                    ),
+                ),
+                (
+                    "touchpoint",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="journeys.touchpoint",
+                        verbose_name="touchpoint",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'contact at touchpoint',
-                'verbose_name_plural': 'contacts at touchpoints',
-                'indexes': [models.Index(fields=['touchpoint', 'first_at'], name='journeys_contacttp_tp_idx')],
-                'constraints': [models.UniqueConstraint(fields=('contact', 'touchpoint'), name='journeys_contacttouchpoint_unique')],
+                "verbose_name": "contact at touchpoint",
+                "verbose_name_plural": "contacts at touchpoints",
+                "indexes": [models.Index(fields=["touchpoint", "first_at"], name="journeys_contacttp_tp_idx")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("contact", "touchpoint"), name="journeys_contacttouchpoint_unique")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ContactTouchSummary',
+            name="ContactTouchSummary",
             fields=[
-                ('contact', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='touch_summary', serialize=False, to='crm.contact', verbose_name='contact')),
-                ('first_touch_at', models.DateTimeField(verbose_name='first touch at')),
-                ('first_channel', models.CharField(choices=[('website', 'Website'), ('app', 'Mobile app'), ('social', 'Social media'), ('email', 'Email'), ('sms', 'SMS'), ('push', 'Push notification'), ('phone', 'Phone'), ('store', 'Store'), ('ads', 'Advertising'), ('referral', 'Referral'), ('support', 'Support'), ('survey', 'Survey'), ('other', 'Other')], max_length=16, verbose_name='first-touch channel')),
-                ('last_touch_at', models.DateTimeField(verbose_name='last touch at')),
-                ('last_channel', models.CharField(choices=[('website', 'Website'), ('app', 'Mobile app'), ('social', 'Social media'), ('email', 'Email'), ('sms', 'SMS'), ('push', 'Push notification'), ('phone', 'Phone'), ('store', 'Store'), ('ads', 'Advertising'), ('referral', 'Referral'), ('support', 'Support'), ('survey', 'Survey'), ('other', 'Other')], max_length=16, verbose_name='last-touch channel')),
-                ('touches', models.PositiveIntegerField(default=0, verbose_name='touches')),
-                ('first_touchpoint', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='journeys.touchpoint', verbose_name='first touchpoint')),
+                (
+                    "contact",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="touch_summary",
+                        serialize=False,
+                        to="crm.contact",
+                        verbose_name="contact",
+                    ),
+                ),
+                ("first_touch_at", models.DateTimeField(verbose_name="first touch at")),
+                (
+                    "first_channel",
+                    models.CharField(
+                        choices=[
+                            ("website", "Website"),
+                            ("app", "Mobile app"),
+                            ("social", "Social media"),
+                            ("email", "Email"),
+                            ("sms", "SMS"),
+                            ("push", "Push notification"),
+                            ("phone", "Phone"),
+                            ("store", "Store"),
+                            ("ads", "Advertising"),
+                            ("referral", "Referral"),
+                            ("support", "Support"),
+                            ("survey", "Survey"),
+                            ("other", "Other"),
+                        ],
+                        max_length=16,
+                        verbose_name="first-touch channel",
+                    ),
+                ),
+                ("last_touch_at", models.DateTimeField(verbose_name="last touch at")),
+                (
+                    "last_channel",
+                    models.CharField(
+                        choices=[
+                            ("website", "Website"),
+                            ("app", "Mobile app"),
+                            ("social", "Social media"),
+                            ("email", "Email"),
+                            ("sms", "SMS"),
+                            ("push", "Push notification"),
+                            ("phone", "Phone"),
+                            ("store", "Store"),
+                            ("ads", "Advertising"),
+                            ("referral", "Referral"),
+                            ("support", "Support"),
+                            ("survey", "Survey"),
+                            ("other", "Other"),
+                        ],
+                        max_length=16,
+                        verbose_name="last-touch channel",
+                    ),
+                ),
+                ("touches", models.PositiveIntegerField(default=0, verbose_name="touches")),
+                (
+                    "first_touchpoint",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="journeys.touchpoint",
+                        verbose_name="first touchpoint",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'contact touch summary',
-                'verbose_name_plural': 'contact touch summaries',
-                'indexes': [models.Index(fields=['first_channel'], name='journeys_touchsum_first_idx')],
+                "verbose_name": "contact touch summary",
+                "verbose_name_plural": "contact touch summaries",
+                "indexes": [models.Index(fields=["first_channel"], name="journeys_touchsum_first_idx")],
             },
         ),
     ]

@@ -5,20 +5,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('journeys', '0004_analytics_summaries'),
+        ("journeys", "0004_analytics_summaries"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='stagetransition',
-            name='idempotency_key',
-            field=models.CharField(blank=True, help_text="A client's unique id for an imported move: sending it again stores nothing twice.", max_length=100, null=True, verbose_name='idempotency key'),
+            model_name="stagetransition",
+            name="idempotency_key",
+            field=models.CharField(
+                blank=True,
+                help_text="A client's unique id for an imported move: sending it again stores nothing twice.",
+                max_length=100,
+                null=True,
+                verbose_name="idempotency key",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='stagetransition',
-            constraint=models.UniqueConstraint(condition=models.Q(('idempotency_key__isnull', False)), fields=('idempotency_key',), name='journeys_transition_idempotency_key_unique'),
+            model_name="stagetransition",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("idempotency_key__isnull", False)),
+                fields=("idempotency_key",),
+                name="journeys_transition_idempotency_key_unique",
+            ),
         ),
     ]

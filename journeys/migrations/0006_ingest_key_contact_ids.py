@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('journeys', '0005_backfill_transition_idempotency_key'),
+        ("journeys", "0005_backfill_transition_idempotency_key"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='ingestkey',
-            name='allow_contact_ids',
-            field=models.BooleanField(default=False, help_text="Off: events name contacts by email, phone or external id only (a website's key should).", verbose_name='may name contacts by internal id'),
+            model_name="ingestkey",
+            name="allow_contact_ids",
+            field=models.BooleanField(
+                default=False,
+                help_text="Off: events name contacts by email, phone or external id only (a website's key should).",
+                verbose_name="may name contacts by internal id",
+            ),
         ),
     ]

@@ -4,25 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('journeys', '0006_ingest_key_contact_ids'),
+        ("journeys", "0006_ingest_key_contact_ids"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SummarySweep',
+            name="SummarySweep",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('events_done', models.BigIntegerField(default=0, verbose_name='events checked up to')),
-                ('events_seen', models.BigIntegerField(default=0, verbose_name='events seen up to')),
-                ('moves_done', models.BigIntegerField(default=0, verbose_name='moves checked up to')),
-                ('moves_seen', models.BigIntegerField(default=0, verbose_name='moves seen up to')),
-                ('swept_at', models.DateTimeField(blank=True, null=True, verbose_name='swept at')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("events_done", models.BigIntegerField(default=0, verbose_name="events checked up to")),
+                ("events_seen", models.BigIntegerField(default=0, verbose_name="events seen up to")),
+                ("moves_done", models.BigIntegerField(default=0, verbose_name="moves checked up to")),
+                ("moves_seen", models.BigIntegerField(default=0, verbose_name="moves seen up to")),
+                ("swept_at", models.DateTimeField(blank=True, null=True, verbose_name="swept at")),
             ],
             options={
-                'verbose_name': 'summary sweep',
-                'verbose_name_plural': 'summary sweeps',
+                "verbose_name": "summary sweep",
+                "verbose_name_plural": "summary sweeps",
             },
         ),
     ]

@@ -489,9 +489,7 @@ def test_admin_import_refuses_a_file_that_is_not_utf8(client, alice):
 
 
 @pytest.mark.django_db
-def test_admin_import_shows_each_bad_row_by_line_and_imports_nothing(
-    client, alice, django_capture_on_commit_callbacks
-):
+def test_admin_import_shows_each_bad_row_by_line_and_imports_nothing(client, alice, django_capture_on_commit_callbacks):
     ContactFactory(email="taken@example.com", external_id="crm-1")
     ContactFactory(email="mina@example.com", external_id=None)
     before = snapshot()

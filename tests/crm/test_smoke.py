@@ -4,7 +4,13 @@ def test_contact_api_round_trip(api, alice):
     # when she creates a contact with a mixed-case email and a local phone number
     created = client.post(
         "/api/v1/contacts/",
-        {"first_name": "Sara", "last_name": "Ahmadi", "email": "Sara@Example.COM", "phone": "0912 123 4567", "language": "fa"},
+        {
+            "first_name": "Sara",
+            "last_name": "Ahmadi",
+            "email": "Sara@Example.COM",
+            "phone": "0912 123 4567",
+            "language": "fa",
+        },
     )
     # then it is stored normalised and owned by her
     assert created.status_code == 201, created.content

@@ -176,21 +176,47 @@ def test_step_and_cumulative_conversion_and_drop_off(story):
 def test_median_and_p90_time_to_convert(story):
     result = analytics.funnel(journey=story.journey)
     a, c, p, r, v = result.stages
-    # A->C days: c1 2, c2 4, c3 2, c4 10, c6 2, c7 0, c8 1, c10 2 -> sorted 0 1 2 2 2 2 4 10
-    # mean 23/8; median: rank 3.5 -> (2+2)/2 = 2; p90: rank 6.3 -> 4 + 0.3*(10-4) = 5.8
-    assert a.mean_seconds == pytest.approx(23 / 8 * DAY)
+    # Over explicit entries into both stages only: c3 skipped C and c7 started at C, so neither
+    # adds a time to A->C (no zero-length stay), and c3 adds none to C->P; c6 counts from its
+    # first entry into C (d5).
+    # A->C days: c1 2, c2 4, c4 10, c6 2, c8 1, c10 2 -> sorted 1 2 2 2 4 10
+    # mean 21/6; median: rank 2.5 -> 2; p90: rank 4.5 -> 4 + 0.5*(10-4) = 7
+    assert a.time_n == 6
+    assert a.mean_seconds == pytest.approx(21 / 6 * DAY)
     assert a.median_seconds == pytest.approx(2 * DAY)
-    assert a.p90_seconds == pytest.approx(5.8 * DAY)
-    # C->P days: c1 3, c2 10, c3 0, c6 25, c7 2, c10 1 -> 0 1 2 3 10 25
-    # mean 41/6; median rank 2.5 -> 2.5; p90 rank 4.5 -> 10 + 0.5*15 = 17.5
-    assert c.mean_seconds == pytest.approx(41 / 6 * DAY)
-    assert c.median_seconds == pytest.approx(2.5 * DAY)
-    assert c.p90_seconds == pytest.approx(17.5 * DAY)
+    assert a.p90_seconds == pytest.approx(7 * DAY)
+    # C->P days: c1 3, c2 10, c6 25, c7 2, c10 1 -> 1 2 3 10 25
+    # mean 41/5; median rank 2 -> 3; p90 rank 3.6 -> 10 + 0.6*15 = 19
+    assert c.time_n == 5
+    assert c.mean_seconds == pytest.approx(41 / 5 * DAY)
+    assert c.median_seconds == pytest.approx(3 * DAY)
+    assert c.p90_seconds == pytest.approx(19 * DAY)
     # P->R: c1 15, c10 1 -> mean 8, median 8, p90 1 + 0.9*14 = 13.6
     assert (p.mean_seconds, p.median_seconds, p.p90_seconds) == pytest.approx((8 * DAY, 8 * DAY, 13.6 * DAY))
     # R->V: c10 1 day
-    assert (r.median_seconds, r.p90_seconds) == pytest.approx((DAY, DAY))
-    assert v.median_seconds is None
+    assert (r.time_n, r.median_seconds, r.p90_seconds) == (1, pytest.approx(DAY), pytest.approx(DAY))
+    assert (v.time_n, v.median_seconds) == (None, None)
+
+
+@pytest.mark.django_db
+def test_a_skipped_stage_adds_no_zero_length_time_to_convert():
+    journey = Journey.objects.get(slug="lifecycle")
+    stages = {s.slug: s for s in journey.stages.all()}
+    skipper, walker = ContactFactory(), ContactFactory()
+    # The skipper jumps from awareness to purchase in 1 day; the walker takes 4 + 6 days.
+    services.enrollment_create(contact=skipper, journey=journey, stage=stages["awareness"], at=at(0))
+    enrollment = Enrollment.objects.get(contact=skipper)
+    services.enrollment_move(enrollment=enrollment, stage=stages["purchase"], at=at(1), reason="bought at once")
+    services.enrollment_create(contact=walker, journey=journey, stage=stages["awareness"], at=at(0))
+    enrollment = Enrollment.objects.get(contact=walker)
+    services.enrollment_move(enrollment=enrollment, stage=stages["consideration"], at=at(4), reason="trial")
+    enrollment.refresh_from_db()
+    services.enrollment_move(enrollment=enrollment, stage=stages["purchase"], at=at(10), reason="bought")
+    a, c, *_ = analytics.funnel(journey=journey).stages
+    # Both passed consideration (reach), but only the walker entered it: the times are the walker's.
+    assert (a.reached, a.converted, c.reached, c.converted) == (2, 2, 2, 2)
+    assert (a.time_n, a.median_seconds, a.mean_seconds) == (1, 4 * DAY, 4 * DAY)
+    assert (c.time_n, c.median_seconds, c.p90_seconds) == (1, 6 * DAY, 6 * DAY)
 
 
 def test_conversion_window(story):
@@ -205,10 +231,12 @@ def test_conversion_window(story):
     # Every step inside the window up to stage k: C 7; P: c1 c3 c7 c10 = 4; R: c10 = 1; V: c10 = 1.
     assert [s.cumulative_conversion for s in result.stages] == pytest.approx([1.0, 0.7, 0.4, 0.1, 0.1])
     a, c, *_ = result.stages
-    # A->C inside the window: 0 1 2 2 2 2 4 -> median 2, p90 rank 5.4 -> 2 + 0.4*2 = 2.8, mean 13/7
-    assert (a.mean_seconds, a.median_seconds, a.p90_seconds) == pytest.approx((13 / 7 * DAY, 2 * DAY, 2.8 * DAY))
-    # C->P inside: 0 1 2 3 -> median 1.5, p90 rank 2.7 -> 2.7
-    assert (c.median_seconds, c.p90_seconds) == pytest.approx((1.5 * DAY, 2.7 * DAY))
+    # A->C (explicit entries) inside the window: 1 2 2 2 4 -> median 2, p90 rank 3.6 -> 2 + 0.6*2
+    # = 3.2, mean 11/5
+    assert a.time_n == 5
+    assert (a.mean_seconds, a.median_seconds, a.p90_seconds) == pytest.approx((11 / 5 * DAY, 2 * DAY, 3.2 * DAY))
+    # C->P inside: 1 2 3 -> median 2, p90 rank 1.8 -> 2.8
+    assert (c.median_seconds, c.p90_seconds) == pytest.approx((2 * DAY, 2.8 * DAY))
 
 
 def test_date_range_by_entry_into_the_first_stage(story):

@@ -133,7 +133,11 @@ def request_for(endpoint: str, w: dict) -> tuple[str, str, object]:
         "rules.delete": ("delete", f"/api/v1/rules/{w['rule'].pk}/", None),
         "events.list": ("get", "/api/v1/events/", None),
         "events.retrieve": ("get", f"/api/v1/events/{w['event'].pk}/", None),
-        "events.create": ("post", "/api/v1/events/", {"contact": {"email": "lead@example.com"}, "type": "brochure_download"}),
+        "events.create": (
+            "post",
+            "/api/v1/events/",
+            {"contact": {"email": "lead@example.com"}, "type": "brochure_download"},
+        ),
         "events.update": ("put", f"/api/v1/events/{w['event'].pk}/", {"type": "purchase"}),
         "events.delete": ("delete", f"/api/v1/events/{w['event'].pk}/", None),
         "enrollments.list": ("get", "/api/v1/enrollments/", None),

@@ -78,7 +78,9 @@ def test_an_ingest_key_may_not_name_contacts_by_internal_id(dave):
     _key, raw = services.ingest_key_create(name="Website", actor=dave)
 
     by_id = key_client(raw).post(URL, {"contact": {"id": contact.pk}, "type": "page_view"}, format="json")
-    by_email = key_client(raw).post(URL, {"contact": {"email": "known@example.com"}, "type": "page_view"}, format="json")
+    by_email = key_client(raw).post(
+        URL, {"contact": {"email": "known@example.com"}, "type": "page_view"}, format="json"
+    )
 
     assert by_id.status_code == 400
     assert "external id" in str(by_id.data["contact"]["id"])
