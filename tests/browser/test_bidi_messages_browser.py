@@ -7,9 +7,12 @@ import pytest
 from automation import services
 from automation.models import Message, MessageTemplate
 from core.bidi import LRI, PDI
+from tests.browser.test_admin_browser import roles  # noqa: F401  (puts the role groups back)
 from tests.factories import ContactFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db]
+# Like every browser module: transactional, with the migrated data put back after each test (a
+# plain django_db test in this folder left later tests without the role groups' permissions).
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 BODY = "سلام {first_name}، برای پیگیری با 021-88776655 تماس بگیرید؛ فردا ۱۴۰۵/۰۹/۱۸ ساعت 10:30."
 
