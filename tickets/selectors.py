@@ -97,6 +97,21 @@ def ticket_comments(*, ticket: Ticket) -> QuerySet[TicketComment]:
     return ticket.comments.select_related("author").order_by("created_at", "id")
 
 
+def ticket_conversation(*, ticket: Ticket) -> list[TicketComment]:
+    """Every comment of a ticket, oldest first, with its author (agent or customer) and files:
+    what the agents' ticket page shows. Two queries."""
+    return list(
+        ticket.comments.select_related("author", "author_contact")
+        .prefetch_related("attachments")
+        .order_by("created_at", "id")
+    )
+
+
+def ticket_status_log(*, ticket: Ticket) -> list[TicketStatusChange]:
+    """The ticket's status log, oldest first, with who moved it. One query."""
+    return list(ticket.status_changes.select_related("actor").order_by("at", "id"))
+
+
 def canned_replies() -> QuerySet[CannedReply]:
     return CannedReply.objects.filter(is_active=True).order_by("title", "language")
 

@@ -3,6 +3,7 @@ writes its log row in the same transaction, recomputes the SLA clock from the lo
 side effects after commit."""
 
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
@@ -60,8 +61,19 @@ def sla_policy_default() -> SLAPolicy:
     return policy
 
 
+# sla.Calendar values already built in this thread: equal calendars (same zone, hours, holidays and
+# closures) share one, with the working days and business-time line it has computed (a ticket page
+# built ~400 days of them for its SLA clock each time). Compared by value, so a change of hours or
+# holidays is a new entry; per thread, since the line grows in place.
+_built_calendars = threading.local()
+
+
 def _calendar(calendar: BusinessCalendar) -> sla.Calendar:
-    return sla.Calendar.from_model(calendar)  # two queries: its intervals and its holidays
+    built = sla.Calendar.from_model(calendar)  # two queries: its intervals and its holidays
+    known = getattr(_built_calendars, "by_value", None)
+    if known is None or len(known) > 32:
+        known = _built_calendars.by_value = {}
+    return known.setdefault(built, built)
 
 
 def _targets(ticket: Ticket) -> sla.Targets:
@@ -80,15 +92,25 @@ def _targets(ticket: Ticket) -> sla.Targets:
     )
 
 
-def ticket_clock(ticket: Ticket, *, now: datetime | None = None) -> sla.Clock:
-    """The SLA clock of a ticket, from its status log and replies (3-4 queries)."""
+def ticket_clock(
+    ticket: Ticket,
+    *,
+    now: datetime | None = None,
+    log: list[tuple[datetime, str]] | None = None,
+    replies: list[datetime] | None = None,
+) -> sla.Clock:
+    """The SLA clock of a ticket, from its status log and replies (3-5 queries). `log` (at,
+    to_status) and `replies` (times of agents' public replies), both oldest first: the ones a
+    page has already read, so they are not read again."""
     now = now or timezone.now()
-    log = list(ticket.status_changes.order_by("at", "id").values_list("at", "to_status"))
-    replies = list(
-        ticket.comments.filter(is_public=True, author__isnull=False)
-        .order_by("created_at", "id")
-        .values_list("created_at", flat=True)
-    )
+    if log is None:
+        log = list(ticket.status_changes.order_by("at", "id").values_list("at", "to_status"))
+    if replies is None:
+        replies = list(
+            ticket.comments.filter(is_public=True, author__isnull=False)
+            .order_by("created_at", "id")
+            .values_list("created_at", flat=True)
+        )
     policy = ticket.sla_policy
     return sla.compute(
         calendar=_calendar(policy.calendar),
@@ -345,6 +367,18 @@ def ticket_assign(*, ticket: Ticket, assignee, actor, team: Team | None = None) 
         ticket.team = team
         fields.append("team")
     _save(ticket, actor, fields)
+    return ticket
+
+
+@transaction.atomic
+def ticket_set_team(*, ticket: Ticket, team: Team | None, actor) -> Ticket:
+    """Hand the ticket to another team (None: no team), keeping its assignee."""
+    ticket = _lock(ticket)
+    if ticket.merged_into_id:
+        raise DomainError(_("This ticket was merged."), code="merged", field="team")
+    if ticket.team_id != (team.pk if team else None):
+        ticket.team = team
+        _save(ticket, actor, ["team"])
     return ticket
 
 
