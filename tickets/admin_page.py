@@ -213,13 +213,14 @@ def ticket_page_view(model_admin, request, object_id):
     from .admin import Refused
 
     ticket = page_ticket(model_admin, request, object_id)
-    if ticket is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, Ticket._meta, object_id)
-    if not model_admin.has_view_or_change_permission(request, ticket):
-        raise PermissionDenied
+    # In the admin's order: no permission is a 403, a ticket this user cannot see is "missing".
     can_change = model_admin.has_change_permission(request, ticket)
     if request.method == "POST" and not can_change:
         raise PermissionDenied
+    if not (can_change or model_admin.has_view_permission(request, ticket)):
+        raise PermissionDenied
+    if ticket is None:
+        return model_admin._get_obj_does_not_exist_redirect(request, Ticket._meta, object_id)
     can_reply = can_change and not ticket.merged_into_id and request.user.has_perm("tickets.add_ticketcomment")
     language = ticket.contact.language or translation.get_language()
     canned = selectors.canned_reply_choices(language=language) if can_reply else []

@@ -260,6 +260,24 @@ def test_roles_without_tickets_are_refused(db, client, request, user):
     assert client.get(CHANGELIST).status_code == 403
 
 
+@pytest.mark.parametrize("user", ["carol", "erin"])
+def test_roles_without_tickets_cannot_open_a_ticket_page(client, request, bob, user):
+    ticket = make(bob)
+    client.force_login(request.getfixturevalue(user))
+    assert client.get(change_url(ticket)).status_code == 403
+    assert client.post(change_url(ticket), change_data(ticket, reply="Hi")).status_code == 403
+    assert not ticket.comments.exists()
+
+
+def test_a_manager_works_the_ticket_page(client, dave, bob):
+    ticket = make(bob)
+    client.force_login(dave)
+    response = client.post(change_url(ticket), change_data(ticket, reply="From the manager", priority="high"))
+    assert response.status_code == 302, form_errors(response)
+    ticket.refresh_from_db()
+    assert ticket.priority == "high" and ticket.comments.get().author == dave
+
+
 def test_non_staff_are_sent_to_login(client, mallory):
     client.force_login(mallory)
     assert client.get(CHANGELIST).status_code == 302
@@ -285,6 +303,46 @@ def test_ticket_page_shows_the_customer_panel(agent_client, bob):
     # Listed under "Other tickets"; the timeline does not repeat tickets and events (custside).
     assert f"Ticket #{older.pk}: Older problem" not in html
     assert "used" in html and "business hours" in html  # the SLA clocks
+
+
+def test_the_ticket_page_shows_its_status_log_and_no_app_list(agent_client, bob):
+    ticket = make(bob)
+    services.ticket_comment(ticket=ticket, author=bob, body="On it")
+    services.ticket_change_status(ticket=ticket, status="pending", actor=bob, note="asked for the receipt")
+    html = agent_client.get(change_url(ticket)).content.decode()
+    log = html[html.index('class="module ticket-status-log"') :]
+    log = log[: log.index("</section>")]
+    # created (new), opened by the reply, then pending with the note; each with who moved it
+    assert log.count("<tr><td>") == 3
+    assert ">New<" in log and ">Open<" in log and ">Pending<" in log and "asked for the receipt" in log
+    assert ">bob<" in log
+    assert 'id="nav-sidebar"' not in html and 'class="historylink"' in html
+
+
+def test_the_team_changes_through_the_service_and_keeps_the_assignee(agent_client, bob):
+    other = Team.objects.create(name="Returns")
+    ticket = make(bob, assignee=bob)
+    response = agent_client.post(change_url(ticket), change_data(ticket, team=str(other.pk)))
+    assert response.status_code == 302, form_errors(response)
+    ticket.refresh_from_db()
+    assert ticket.team == other and ticket.assignee == bob
+    assert ticket.history.first().history_user == bob
+    # and the page names the team in its picker without asking the database for it again
+    assert (
+        f'<option value="{other.pk}" selected>Returns</option>' in agent_client.get(change_url(ticket)).content.decode()
+    )
+
+
+def test_a_refused_save_keeps_what_was_typed_in_the_reply_box(agent_client, bob):
+    ticket = make(bob)
+    services.ticket_comment(ticket=ticket, author=bob, body="Done")
+    services.ticket_change_status(ticket=ticket, status="closed", actor=bob)
+    response = agent_client.post(change_url(ticket), change_data(ticket, reply="Late words", status="pending"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Please correct the errors below." in html and "cannot go from Closed to Pending" in html
+    assert ">\nLate words</textarea>" in html
+    assert ticket.comments.count() == 1
 
 
 def test_timeline_entries_of_unknown_kinds_render_generically(agent_client, bob):
