@@ -44,6 +44,7 @@ from . import (
     selectors,
     services,
 )
+from .admin_page import label
 from .models import (
     CannedReply,
     InboundEmail,
@@ -359,18 +360,6 @@ class QueuePaginator(CappedCountPaginator):
         if query is not None and query.where:
             return self.object_list.order_by()[: self.COUNT_CAP].count()
         return super().count
-
-
-@cache
-def _labels(enum, language: str | None) -> dict[str, str]:
-    with translation.override(language):
-        return {member.value: str(member.label) for member in enum}
-
-
-def label(enum, value) -> str:
-    """A choice's label in the current language, translated once per process and language: the
-    enum's lazy label hashes and translates on every use (50 rows x 3 labels a queue page)."""
-    return _labels(enum, translation.get_language())[value]
 
 
 def esc(value) -> str:

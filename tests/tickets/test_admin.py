@@ -384,10 +384,11 @@ def test_ticket_page_query_count_is_pinned(agent_client, bob, django_assert_num_
     monkeypatch.setattr(registry.timeline, "_items", {"tickets.ticket": registry.timeline._items["tickets.ticket"]})
     # Session, user, permissions (2); the ticket, its tags; canned replies; its comments and their
     # files; its status log; the SLA clock's working hours, holidays and target (the clock reuses the
-    # log and comments the page read); enrollments, events, other tickets (the timeline leaves tickets
-    # and events to those lists). No content type: the history link is a plain URL.
+    # log and comments the page read); the creator's and stages' names; enrollments, events, other
+    # tickets (the timeline leaves tickets and events to those lists). No content type: the history
+    # link is a plain URL.
     ContentType.objects.clear_cache()
-    with django_assert_num_queries(16):
+    with django_assert_num_queries(17):
         agent_client.get(change_url(ticket))
 
 
