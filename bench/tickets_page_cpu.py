@@ -6,6 +6,10 @@ waiting for a core. PostgreSQL's own time is not in it. See bench/README.md, "Is
     TICKETS_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/safar_custside_bench \\
       .venv/bin/python bench/tickets_page_cpu.py                       # every page, 60 requests each
     .venv/bin/python bench/tickets_page_cpu.py --only ticket --profile  # and cProfile the ticket page
+    .venv/bin/python bench/tickets_page_cpu.py --http    # over gunicorn (1 worker, 1 thread): the
+        # server's CPU per request and its PostgreSQL backends', from /proc, beside the wall time
+
+BENCH_PORT_RANGE (e.g. 8400-8499) keeps the server on ports of your own on a shared host.
 """
 
 import argparse
@@ -21,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.crm_bench import cpu_times, host_busy, percentile, say
+from bench.crm_bench import Client as HttpClient
+from bench.crm_bench import Server, cpu_times, host_busy, percentile, say
 from bench.tickets_bench import TARGET_QUEUE_P95_MS, TARGET_SEARCH_P95_MS, TARGET_TICKET_PAGE_P95_MS
 from bench.tickets_bench import environment as bench_environment
 
@@ -40,6 +45,7 @@ def parse_args():
     parser.add_argument("--requests", type=int, default=60, help="requests per page (after 5 warm-up ones)")
     parser.add_argument("--only", choices=list(PAGES), action="append", help="pages (default all)")
     parser.add_argument("--profile", action="store_true", help="cProfile each page and print its top functions")
+    parser.add_argument("--http", action="store_true", help="over gunicorn instead of in-process")
     parser.add_argument("--top", type=int, default=25, help="functions printed per profile")
     parser.add_argument("--sort", default="cumulative", help="profile order: cumulative or tottime")
     return parser.parse_args()
@@ -57,9 +63,75 @@ def paths_for(key: str, ticket_ids: list[int]) -> list[str]:
     }[key]
 
 
+def process_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) of these processes, from /proc."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def postgres_backends(database: str) -> list[int]:
+    import psycopg
+
+    with psycopg.connect(dbname="postgres", host="127.0.0.1", user="postgres") as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [database]
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def measure_http(env, args, keys, ticket_ids, session_key: str, database: str):
+    """Sequential requests over one keep-alive connection to gunicorn (1 worker, 1 thread): wall
+    time per request, and the CPU the worker and its PostgreSQL backend spent, per request."""
+    say(f"{'page':34} {'server CPU':>10} {'PG CPU':>7} {'wall med':>9} {'wall p95':>9} {'target':>7} {'busy':>5}")
+    with Server(env, 1, 1) as server:
+        client = HttpClient(server.port)
+        headers = {"Cookie": f"sessionid={session_key}"}
+        workers = children(server.proc.pid)
+        for key in keys:
+            name, target = PAGES[key]
+            paths = paths_for(key, ticket_ids)
+            for path in paths[:5] if len(paths) > 1 else paths * 5:
+                status, body, _elapsed = client.get(path, headers)
+                if status != 200:
+                    sys.exit(f"{name}: GET {path} answered {status}: {body[:200]!r}")
+            backends = postgres_backends(database)
+            wall = []
+            before, server0, pg0 = cpu_times(), process_cpu(workers), process_cpu(backends)
+            for index in range(args.requests):
+                _status, _body, elapsed = client.get(paths[(index + 5) % len(paths)], headers)
+                wall.append(elapsed * 1000)
+            server_ms = (process_cpu(workers) - server0) * 1000 / args.requests
+            pg_ms = (process_cpu(backends) - pg0) * 1000 / args.requests
+            busy = 100.0 * (1 - (cpu_times()[1] - before[1]) / max(1, cpu_times()[0] - before[0]))
+            say(
+                f"{name:34} {server_ms:9.1f}  {pg_ms:6.1f}  {statistics.median(wall):8.1f}  "
+                f"{percentile(wall, 95):8.1f}  {'<' + str(target):>6}  {busy:4.0f}%"
+            )
+    say()
+    say("ms per request; server CPU: the gunicorn worker's (user + system), PG CPU: its PostgreSQL backend's")
+
+
 def main():
     args = parse_args()
-    bench_environment()
+    env = bench_environment()
     import django
 
     django.setup()
@@ -86,6 +158,18 @@ def main():
     )
     say(f"host busy before: {host_busy():.0f}%  load average {os.getloadavg()[0]:.1f}")
     say()
+    if args.http:
+        from django.conf import settings
+
+        measure_http(
+            env,
+            args,
+            args.only or list(PAGES),
+            ticket_ids,
+            client.cookies[settings.SESSION_COOKIE_NAME].value,
+            connection.settings_dict["NAME"],
+        )
+        return
     say(f"{'page':34} {'CPU med':>8} {'CPU p95':>8} {'wall med':>9} {'wall p95':>9} {'target':>7} {'busy':>5}")
     for key in args.only or list(PAGES):
         name, target = PAGES[key]
