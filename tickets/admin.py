@@ -34,7 +34,6 @@ from crm import services as crm_services
 from crm.admin import contact_link as crm_contact_link
 from crm.choices import ContactSource
 from crm.models import Contact
-from journeys import selectors as journey_selectors
 from journeys.admin import CappedCountPaginator
 
 from . import (
@@ -476,9 +475,6 @@ class TicketCommentInline(TabularInline):
         return False
 
 
-PANEL_LISTED_ELSEWHERE = admin_page.PANEL_LISTED_ELSEWHERE
-
-
 @admin.register(Ticket)
 class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
     # 50 rows a page, and every cell costs: Django's link column resolves the page's own URL again
@@ -745,18 +741,9 @@ class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # Django's change form: the add page, and a ticket opened in a popup from another form (the
+        # customer panel is on the agents' page, tickets.admin_page).
         if obj is not None and obj.pk:
-            contact = obj.contact
-            context["customer"] = {
-                "contact": contact,
-                "enrollments": list(journey_selectors.contact_enrollments(contact_id=contact.pk)[:5]),
-                "events": list(journey_selectors.contact_recent_events(contact_id=contact.pk, limit=5)),
-                "other_tickets": selectors.contact_other_tickets(contact_id=contact.pk, exclude_id=obj.pk, limit=10),
-                # Events and tickets have their own lists above it: not read twice.
-                "timeline": crm_selectors.contact_timeline(
-                    contact=contact, limit=10, user=request.user, exclude=PANEL_LISTED_ELSEWHERE
-                ),
-            }
             context["merged_into"] = obj.merged_into_id
         return super().render_change_form(request, context, add, change, form_url, obj)
 
