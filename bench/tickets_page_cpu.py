@@ -63,16 +63,21 @@ def paths_for(key: str, ticket_ids: list[int]) -> list[str]:
     }[key]
 
 
-def process_cpu(pids: list[int]) -> float:
-    """CPU seconds (user + system) of these processes, from /proc."""
-    total = 0
+def process_cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) of each of these processes still running, from /proc."""
+    found = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        found[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds the processes running at both moments spent between them."""
+    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
 
 
 def children(pid: int) -> list[int]:
@@ -118,8 +123,8 @@ def measure_http(env, args, keys, ticket_ids, session_key: str, database: str):
             for index in range(args.requests):
                 _status, _body, elapsed = client.get(paths[(index + 5) % len(paths)], headers)
                 wall.append(elapsed * 1000)
-            server_ms = (process_cpu(workers) - server0) * 1000 / args.requests
-            pg_ms = (process_cpu(backends) - pg0) * 1000 / args.requests
+            server_ms = cpu_spent(server0, process_cpu(workers)) * 1000 / args.requests
+            pg_ms = cpu_spent(pg0, process_cpu(backends)) * 1000 / args.requests
             busy = 100.0 * (1 - (cpu_times()[1] - before[1]) / max(1, cpu_times()[0] - before[0]))
             say(
                 f"{name:34} {server_ms:9.1f}  {pg_ms:6.1f}  {statistics.median(wall):8.1f}  "
