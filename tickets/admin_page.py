@@ -333,6 +333,9 @@ def page_context(model_admin, request, ticket, form, reply, can_change) -> dict:
         "ticket_url_prefix": reverse("admin:tickets_ticket_changelist"),
         "queue_url": reverse("admin:tickets_ticket_changelist") + (f"?{preserved}" if preserved else ""),
         "history_url": reverse("admin:tickets_ticket_history", args=[quote(ticket.pk)]),
+        "delete_url": reverse("admin:tickets_ticket_delete", args=[quote(ticket.pk)])
+        if model_admin.has_delete_permission(request, ticket)
+        else "",
         "canned_url": reverse("admin:tickets_ticket_canned_reply", args=[ticket.pk, 0]) if reply else "",
         "media": (form.media if form is not None else forms.Media()),
         "customer": {

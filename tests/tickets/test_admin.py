@@ -276,6 +276,11 @@ def test_a_manager_works_the_ticket_page(client, dave, bob):
     assert response.status_code == 302, form_errors(response)
     ticket.refresh_from_db()
     assert ticket.priority == "high" and ticket.comments.get().author == dave
+    # managers may delete a ticket (support may not)
+    delete = reverse("admin:tickets_ticket_delete", args=[ticket.pk])
+    assert f'href="{delete}" class="deletelink"' in client.get(change_url(ticket)).content.decode()
+    client.force_login(bob)
+    assert delete not in client.get(change_url(ticket)).content.decode()
 
 
 def test_non_staff_are_sent_to_login(client, mallory):
