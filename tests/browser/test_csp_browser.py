@@ -6,6 +6,7 @@ from playwright.sync_api import expect
 
 from automation.services import unsubscribe_url
 from tests.browser.test_admin_browser import PASSWORD, roles  # noqa: F401  (roles is a fixture)
+from tests.browser.test_insights_browser import seeded  # noqa: F401  (the SLA policies a ticket needs)
 from tests.factories import ContactFactory, UserFactory
 from tickets.services import ticket_create
 
