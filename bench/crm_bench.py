@@ -236,9 +236,18 @@ def ensure_seed(count: int) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free loopback port: the first free one of BENCH_PORT_RANGE ("8400-8499", on a host shared
+    with others), else any."""
+    span = os.environ.get("BENCH_PORT_RANGE", "")
+    candidates = range(int(span.split("-")[0]), int(span.split("-")[1]) + 1) if "-" in span else [0]
+    for port in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    sys.exit(f"No free port in BENCH_PORT_RANGE={span}")
 
 
 class Server:

@@ -4,6 +4,8 @@ tickets.services; a refused change is shown on the form and nothing of it is wri
 
 from contextlib import contextmanager
 from datetime import datetime, time, timedelta
+from functools import cache
+from html import escape as html_escape
 
 from django import forms
 from django.contrib import admin, messages
@@ -17,29 +19,31 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone, translation
 from django.utils.functional import cached_property
-from django.utils.html import conditional_escape, format_html, format_html_join
+from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.formfields import PhoneNumberField
 from simple_history.admin import SimpleHistoryAdmin
 
-from core.admin import ModelAdmin, ReadOnlyModelAdmin, TabularInline, ltr
+from core.admin import ModelAdmin, ReadOnlyModelAdmin, TabularInline, WithoutAppList, ltr
 from core.exceptions import DomainError
+from core.widgets import TemplateFreeMixin, attributes
 from crm import selectors as crm_selectors
 from crm import services as crm_services
 from crm.admin import contact_link as crm_contact_link
 from crm.choices import ContactSource
 from crm.models import Contact
-from journeys import selectors as journey_selectors
 from journeys.admin import CappedCountPaginator
 
 from . import (
+    admin_page,
     admin_setup,  # noqa: F401  (calendars with their hours and holidays, SLA policies, teams)
     choices,
     selectors,
     services,
 )
+from .admin_page import label
 from .models import (
     CannedReply,
     InboundEmail,
@@ -200,11 +204,26 @@ class TicketChangeForm(RefusableForm):
             self.fields["status"].help_text = _("From here: %(statuses)s.") % {"statuses": ", ".join(map(str, allowed))}
 
 
-class ReplyKindSelect(forms.RadioSelect):
+class ReplyKindSelect(TemplateFreeMixin, forms.RadioSelect):
     """Public reply or internal note, as two labelled choices: the reply box shows which one
-    before saving (a coloured frame and a sentence, tickets/static/tickets/reply_box.css)."""
+    before saving (a coloured frame and a sentence, tickets/static/tickets/reply_box.css).
+    Written without the template engine (core.widgets)."""
 
-    option_template_name = "admin/tickets/ticket/reply_kind_option.html"
+    @staticmethod
+    def choice_html(option):
+        kind = "public" if option["value"] in (True, "True") else "internal"
+        label_for = option["attrs"].get("id")
+        return format_html(
+            '<label class="reply-kind reply-kind-{}"{}><input type="{}" name="{}" value="{}"{}> '
+            "<span>{}</span></label>",
+            kind,
+            format_html(' for="{}"', label_for) if label_for else "",
+            option["type"],
+            option["name"],
+            str(option["value"]),
+            attributes(option["attrs"]),
+            option["label"],
+        )
 
 
 class CommentForm(forms.ModelForm):
@@ -342,18 +361,25 @@ class QueuePaginator(CappedCountPaginator):
         return super().count
 
 
+def esc(value) -> str:
+    """HTML-escaped text, as django.utils.html.escape writes it, without its lazy-string wrapper:
+    the queue writes ~450 cells a page with it (format_html cost ~30 us a call)."""
+    return html_escape(str(value))
+
+
 def sla_badge(ticket) -> str:
     # Text and colour: the state reads without colour, too.
-    return format_html(
-        '<span class="sla-badge sla-{}">{}</span>', ticket.sla_state, choices.SlaState(ticket.sla_state).label
-    )
+    state = ticket.sla_state
+    return mark_safe(f'<span class="sla-badge sla-{esc(state)}">{esc(label(choices.SlaState, state))}</span>')
 
 
 def short_time(value) -> str:
     """A time in the current time zone as 2026-11-23 15:30: the same in every language, read left to
     right in a right-to-left page, and a few microseconds a cell (the admin's localized format
     costs far more, 50 rows at a time)."""
-    return ltr(timezone.localtime(value).strftime("%Y-%m-%d %H:%M")) if value else "-"
+    if not value:
+        return "-"
+    return mark_safe(f'<bdi dir="ltr">{timezone.localtime(value).strftime("%Y-%m-%d %H:%M")}</bdi>')
 
 
 # The columns the queue reads: the ticket's own, and what the requester's and assignee's names are
@@ -374,6 +400,12 @@ QUEUE_COLUMNS = (
     "contact__erased_at",
     "assignee__username",
 )
+
+
+@cache
+def _select_label(language: str | None) -> str:
+    with translation.override(language):
+        return gettext("Select this object for an action - {}")
 
 
 class QueueChangeList(ChangeList):
@@ -422,7 +454,6 @@ class TicketCommentInline(TabularInline):
     def canned_reply(self, obj):
         return ""  # only a new comment has one
 
-
     def get_queryset(self, request):
         return (
             super()
@@ -444,10 +475,6 @@ class TicketCommentInline(TabularInline):
         return False
 
 
-# Timeline providers whose entries the ticket page's customer panel lists on their own.
-PANEL_LISTED_ELSEWHERE = ("journeys.event", "tickets.ticket")
-
-
 @admin.register(Ticket)
 class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
     # 50 rows a page, and every cell costs: Django's link column resolves the page's own URL again
@@ -463,28 +490,32 @@ class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
     search_fields = ("subject",)
     search_help_text = _("Words of the subject, or a ticket number such as #123.")
     ordering = selectors.QUEUE_ORDERING
-    autocomplete_fields = ("contact", "assignee", "tags")
+    autocomplete_fields = ("contact", "assignee", "team", "tags")
     paginator = QueuePaginator
     inlines = [TicketCommentInline]
     actions = ["assign_to_me", "assign_to_user", "assign_round_robin", "close_tickets"]
     change_form_template = "admin/tickets/ticket/change_form.html"
     change_list_template = "admin/tickets/ticket/change_list.html"
 
+    def __init__(self, model, admin_site):
+        # The queue and the ticket page are work surfaces: no app-list sidebar, and its cost spared.
+        super().__init__(model, WithoutAppList(admin_site))
+
     # -- list ----------------------------------------------------------------------------------------------
 
     @admin.display(description=_("ticket"), ordering="id")
     def ticket(self, obj):
-        return format_html("{} {}", ltr(f"#{obj.pk}"), obj.subject)
+        return mark_safe(f'<bdi dir="ltr">#{obj.pk}</bdi> {esc(obj.subject)}')
 
     def _ticket_link(self, preserved_filters: str):
         """The ticket column for one request: a link to the ticket page that brings the agent back
         to the same queue, from one reverse() per page rather than a reverse() and a resolve() per row."""
-        url = reverse("admin:tickets_ticket_change", args=["0"]).replace("/0/", "/{}/")
-        query = f"?{preserved_filters}" if preserved_filters else ""
+        url = esc(reverse("admin:tickets_ticket_change", args=["0"])).replace("/0/", "/{}/")
+        query = esc(f"?{preserved_filters}") if preserved_filters else ""
 
         @admin.display(description=_("ticket"), ordering="id")
         def ticket(obj):
-            return format_html('<a href="{}{}">{}</a>', url.format(obj.pk), query, self.ticket(obj))
+            return mark_safe(f'<a href="{url.format(int(obj.pk))}{query}">{self.ticket(obj)}</a>')
 
         return ticket
 
@@ -502,32 +533,31 @@ class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
 
     def action_checkbox(self, obj):
         # Django's renders a CheckboxInput through the template engine, once a row.
-        return format_html(
-            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
-            admin.helpers.ACTION_CHECKBOX_NAME,
-            obj.pk,
-            format_html(gettext("Select this object for an action - {}"), str(obj)),
+        text = esc(_select_label(translation.get_language()).format(obj))
+        return mark_safe(
+            f'<input type="checkbox" name="{admin.helpers.ACTION_CHECKBOX_NAME}" value="{int(obj.pk)}" '
+            f'class="action-select" aria-label="{text}">'
         )
 
     @admin.display(description=_("contact"))
     def requester(self, obj):
-        return str(obj.contact)
+        return mark_safe(esc(obj.contact))
 
     @admin.display(description=_("status"), ordering="status")
     def status_name(self, obj):
-        return choices.Status(obj.status).label  # get_status_display() hashes every lazy label: 10x slower
+        return mark_safe(esc(label(choices.Status, obj.status)))  # get_status_display(): 10x slower
 
     @admin.display(description=_("priority"), ordering="priority")
     def priority_name(self, obj):
-        return choices.Priority(obj.priority).label
+        return mark_safe(esc(label(choices.Priority, obj.priority)))
 
     @admin.display(description=_("assignee"), ordering="assignee__username")
     def assignee_name(self, obj):
-        return obj.assignee.get_username() if obj.assignee_id else "-"
+        return mark_safe(esc(obj.assignee.get_username())) if obj.assignee_id else "-"
 
     @admin.display(description=_("SLA"), ordering="due_at")
     def sla(self, obj):
-        return format_html("{} {}", sla_badge(obj), short_time(obj.due_at)) if obj.due_at else sla_badge(obj)
+        return mark_safe(f"{sla_badge(obj)} {short_time(obj.due_at)}") if obj.due_at else sla_badge(obj)
 
     @admin.display(description=_("updated"), ordering="updated_at")
     def updated(self, obj):
@@ -705,50 +735,22 @@ class TicketAdmin(SimpleHistoryAdmin, ModelAdmin):
 
     @admin.display(description=_("SLA"))
     def sla_summary(self, obj):
-        now = timezone.now()
         try:
-            clock = services.ticket_clock(obj, now=now)
+            clock = services.ticket_clock(obj, now=timezone.now())
         except DomainError as exc:
             return exc.message
-        parts = [
-            (gettext("First response"), clock.first_response),
-            (gettext("Next response"), clock.next_response),
-            (gettext("Resolution"), clock.resolution),
-        ]
-        lines = format_html_join(
-            "",
-            "<li>{}: {}</li>",
-            (
-                (
-                    name,
-                    gettext("%(used)s of %(target)s business hours used%(due)s")
-                    % {
-                        "used": f"{part.elapsed / 3600:.1f}",
-                        "target": f"{part.target / 3600:.1f}",
-                        "due": gettext(", due %(at)s") % {"at": timezone.localtime(part.due).strftime("%Y-%m-%d %H:%M")}
-                        if part.due
-                        else "",
-                    },
-                )
-                for name, part in parts
-                if part is not None
-            ),
-        )
-        return format_html('{} <ul class="sla-clocks">{}</ul>', sla_badge(obj), lines)
+        return admin_page.sla_summary_html(obj, clock)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The agents' page of its own (tickets.admin_page); a popup keeps Django's change form.
+        if admin_page.is_page_request(request):
+            return admin_page.ticket_page_view(self, request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # Django's change form: the add page, and a ticket opened in a popup from another form (the
+        # customer panel is on the agents' page, tickets.admin_page).
         if obj is not None and obj.pk:
-            contact = obj.contact
-            context["customer"] = {
-                "contact": contact,
-                "enrollments": list(journey_selectors.contact_enrollments(contact_id=contact.pk)[:5]),
-                "events": list(journey_selectors.contact_recent_events(contact_id=contact.pk, limit=5)),
-                "other_tickets": selectors.contact_other_tickets(contact_id=contact.pk, exclude_id=obj.pk, limit=10),
-                # Events and tickets have their own lists above it: not read twice.
-                "timeline": crm_selectors.contact_timeline(
-                    contact=contact, limit=10, user=request.user, exclude=PANEL_LISTED_ELSEWHERE
-                ),
-            }
             context["merged_into"] = obj.merged_into_id
         return super().render_change_form(request, context, add, change, form_url, obj)
 

@@ -101,7 +101,11 @@ def ticket_search_q(term: str) -> Q:
 
 
 def contact_other_tickets(*, contact_id: int, exclude_id: int | None = None, limit: int = 10) -> list[Ticket]:
-    rows = Ticket.objects.filter(contact_id=contact_id).select_related("assignee").order_by("-created_at", "-id")
+    rows = (
+        Ticket.objects.filter(contact_id=contact_id)
+        .only("pk", "subject", "status", "sla_state", "created_at")
+        .order_by("-created_at", "-id")
+    )
     if exclude_id is not None:
         rows = rows.exclude(pk=exclude_id)
     return list(rows[:limit])
@@ -109,6 +113,32 @@ def contact_other_tickets(*, contact_id: int, exclude_id: int | None = None, lim
 
 def ticket_comments(*, ticket: Ticket) -> QuerySet[TicketComment]:
     return ticket.comments.select_related("author").order_by("created_at", "id")
+
+
+# What the ticket page shows of each comment and its author: the author's names, and what
+# crm.Contact.__str__ is made of for a customer (as the queue reads it).
+CONVERSATION_COLUMNS = (
+    *("pk", "ticket_id", "body", "is_public", "via", "delivery", "delivery_error", "created_at"),
+    *("author__username", "author__first_name", "author__last_name"),
+    *("author_contact__first_name", "author_contact__last_name", "author_contact__email"),
+    *("author_contact__phone", "author_contact__erased_at"),
+)
+
+
+def ticket_conversation(*, ticket: Ticket) -> list[TicketComment]:
+    """Every comment of a ticket, oldest first, with its author (agent or customer) and files:
+    what the agents' ticket page shows. Two queries."""
+    return list(
+        ticket.comments.select_related("author", "author_contact")
+        .only(*CONVERSATION_COLUMNS)
+        .prefetch_related("attachments")
+        .order_by("created_at", "id")
+    )
+
+
+def ticket_status_log(*, ticket: Ticket) -> list[TicketStatusChange]:
+    """The ticket's status log, oldest first, with who moved it. One query."""
+    return list(ticket.status_changes.select_related("actor").order_by("at", "id"))
 
 
 def canned_replies() -> QuerySet[CannedReply]:

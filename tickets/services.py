@@ -80,23 +80,39 @@ def _targets(ticket: Ticket) -> sla.Targets:
     )
 
 
-def ticket_clock(ticket: Ticket, *, now: datetime | None = None) -> sla.Clock:
+def ticket_clock(
+    ticket: Ticket,
+    *,
+    now: datetime | None = None,
+    log: list[tuple[datetime, str]] | None = None,
+    replies: list[datetime] | None = None,
+) -> sla.Clock:
     """The SLA clock of a ticket, from its status log and replies, with its policy and calendar
-    as they are now (3 queries; the calendar and the targets are built once per revision)."""
+    as they are now (3 queries; the calendar and the targets are built once per revision). `log`
+    (at, to_status) and `replies` (times of agents' public replies), both oldest first: the ones
+    a page has already read, so they are not read again."""
     ticket.sla_policy = SLAPolicy.objects.select_related("calendar").get(pk=ticket.sla_policy_id)
-    return _clock(ticket, now=now)
+    return _clock(ticket, now=now, log=log, replies=replies)
 
 
-def _clock(ticket: Ticket, *, now: datetime | None = None) -> sla.Clock:
+def _clock(
+    ticket: Ticket,
+    *,
+    now: datetime | None = None,
+    log: list[tuple[datetime, str]] | None = None,
+    replies: list[datetime] | None = None,
+) -> sla.Clock:
     """ticket_clock with the policy and calendar the ticket was read with: the services' tickets
     were just read with them, under the ticket's lock (`_lock`), so their revisions are current."""
     now = now or timezone.now()
-    log = list(ticket.status_changes.order_by("at", "id").values_list("at", "to_status"))
-    replies = list(
-        ticket.comments.filter(is_public=True, author__isnull=False)
-        .order_by("created_at", "id")
-        .values_list("created_at", flat=True)
-    )
+    if log is None:
+        log = list(ticket.status_changes.order_by("at", "id").values_list("at", "to_status"))
+    if replies is None:
+        replies = list(
+            ticket.comments.filter(is_public=True, author__isnull=False)
+            .order_by("created_at", "id")
+            .values_list("created_at", flat=True)
+        )
     policy = ticket.sla_policy
     return sla.compute(
         calendar=_calendar(policy.calendar),
@@ -367,6 +383,18 @@ def ticket_assign(*, ticket: Ticket, assignee, actor, team: Team | None = None) 
         ticket.team = team
         fields.append("team")
     _save(ticket, actor, fields)
+    return ticket
+
+
+@transaction.atomic
+def ticket_set_team(*, ticket: Ticket, team: Team | None, actor) -> Ticket:
+    """Hand the ticket to another team (None: no team), keeping its assignee."""
+    ticket = _lock(ticket)
+    if ticket.merged_into_id:
+        raise DomainError(_("This ticket was merged."), code="merged", field="team")
+    if ticket.team_id != (team.pk if team else None):
+        ticket.team = team
+        _save(ticket, actor, ["team"])
     return ticket
 
 

@@ -6,7 +6,9 @@ from playwright.sync_api import expect
 
 from automation.services import unsubscribe_url
 from tests.browser.test_admin_browser import PASSWORD, roles  # noqa: F401  (roles is a fixture)
+from tests.browser.test_insights_browser import seeded  # noqa: F401  (the SLA policies a ticket needs)
 from tests.factories import ContactFactory, UserFactory
+from tickets.services import ticket_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -34,6 +36,7 @@ def violations(page):
 def test_admin_pages_and_api_docs_work_under_the_policy(page, live_server, violations):
     manager = UserFactory(username="mina", roles=["manager"])
     contact = ContactFactory(first_name="Sara", email="sara@example.com")
+    ticket = ticket_create(contact=contact, subject="Order late", channel="email", actor=manager)
     page.goto(f"{live_server.url}/admin/login/?next=/admin/")
     page.fill("#id_username", manager.username)
     page.fill("#id_password", PASSWORD)
@@ -51,6 +54,7 @@ def test_admin_pages_and_api_docs_work_under_the_policy(page, live_server, viola
         f"/admin/crm/contact/{contact.pk}/change/",
         f"/admin/contacts/{contact.pk}/360/",
         "/admin/tickets/ticket/add/",
+        f"/admin/tickets/ticket/{ticket.pk}/change/",
     ):
         assert page.goto(f"{live_server.url}{path}").status == 200, path
 

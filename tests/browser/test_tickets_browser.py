@@ -178,3 +178,60 @@ def test_customer_replies_with_a_photo_and_says_it_is_solved_on_a_phone_in_persi
     assert (last.to_status, last.actor, last.note) == ("resolved", None, "customer")
     page.screenshot(path=str(SCREENSHOTS / "ticket-customer-solved-fa.png"), full_page=True)
     assert_all_local(requested_urls, live_server)
+
+
+@pytest.mark.parametrize(("language", "direction"), [("en", "ltr"), ("fa", "rtl")])
+def test_agent_changes_the_status_and_replies_on_the_ticket_page(
+    page,
+    live_server,
+    maryam_ticket,
+    requested_urls,
+    language,
+    direction,
+):
+    # given Bahar (support) on the ticket page, in her admin language
+    page.set_viewport_size({"width": 1280, "height": 900})
+    url = f"/admin/tickets/ticket/{maryam_ticket.pk}/change/"
+    page.goto(f"{live_server.url}/admin/login/?next={url}")
+    page.fill("#id_username", "bahar")
+    page.fill("#id_password", PASSWORD)
+    with page.expect_navigation():
+        page.click("input[type=submit]")
+    switch_language(page, language)
+
+    # then the page runs in that direction, without the app list, with the customer beside the
+    # ticket: at the end of the line (the right in English, the left in Persian)
+    expect(page.locator("html")).to_have_attribute("dir", direction)
+    expect(page.locator("#nav-sidebar")).to_have_count(0)
+    main, panel = page.locator(".ticket-main").bounding_box(), page.locator("#customer-panel").bounding_box()
+    if direction == "ltr":
+        assert panel["x"] >= main["x"] + main["width"]
+    else:
+        assert panel["x"] + panel["width"] <= main["x"]
+    expect(page.locator("#customer-panel h2")).to_contain_text("Maryam")
+    expect(page.locator(".ticket-sla .sla-badge")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"ticket-page-{language}.png"), full_page=True)
+
+    # when she sets the ticket to pending and writes a public reply, in one save
+    page.select_option("#id_status", "pending")
+    page.fill("#id_status_note", "waiting for the courier")
+    page.locator("textarea[name=reply-body]").fill("بسته فردا می‌رسد.")
+    with page.expect_navigation():
+        page.locator("input[name=_continue]").click()
+
+    # then she is back on the page: told it was saved, the status is pending, her reply is in the
+    # conversation as a public reply, and the status log shows the move with her note
+    expect(page.locator(".messagelist .success")).to_have_count(1)
+    expect(page.locator("#id_status")).to_have_value("pending")
+    comment = TicketComment.objects.get(ticket=maryam_ticket, author__username="bahar")
+    assert comment.is_public and comment.body == "بسته فردا می‌رسد."
+    expect(page.locator(f"#comment-{comment.pk}")).to_have_class("ticket-comment ticket-comment-public")
+    expect(page.locator(f"#comment-{comment.pk} .ticket-comment-body")).to_have_text("بسته فردا می‌رسد.")
+    last = page.locator(".ticket-status-log tbody tr").last
+    expect(last).to_contain_text(in_language(language, "Pending"))
+    expect(last).to_contain_text("waiting for the courier")
+    maryam_ticket.refresh_from_db()
+    assert maryam_ticket.status == "pending" and maryam_ticket.first_responded_at is not None
+    assert_all_local(requested_urls, live_server)

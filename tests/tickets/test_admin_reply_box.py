@@ -99,7 +99,7 @@ def test_without_javascript_a_chosen_canned_reply_is_used_in_the_customers_langu
 @pytest.mark.parametrize(("posted", "public"), [("True", True), ("False", False), ("on", True)])
 def test_the_choice_decides_public_or_internal(agent, persian_ticket, posted, public):
     data = change_data(persian_ticket, reply="Text", public=False)
-    data["comments-0-is_public"] = posted
+    data["reply-is_public"] = posted
     response = agent.post(change_url(persian_ticket), data)
     assert response.status_code == 302, form_errors(response)
     assert TicketComment.objects.get(ticket=persian_ticket).is_public is public
