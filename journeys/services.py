@@ -142,9 +142,11 @@ def _check_contact(contact) -> None:
 
 def _check_audience(contact, journey: Journey) -> None:
     """A journey limited to personas or a segment takes no one else."""
-    from .selectors import audience_members, journey_audiences
+    from .selectors import audience_members, ingest_setup
 
-    audience = journey_audiences().get(journey.pk)
+    # The audiences from the per-process copy ingestion reads (seconds old at most): a journey
+    # with no audience costs no query here, as on ingest.
+    audience = ingest_setup().audiences.get(journey.pk)
     if audience is not None and contact.pk not in audience_members(audience=audience, contact_ids=[contact.pk]):
         raise DomainError(
             _("This journey is for other personas or another segment; the contact is not in its audience."),
