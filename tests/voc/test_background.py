@@ -1,0 +1,116 @@
+"""Customer texts are analysed after their commit by a task; a sweep finds what was missed; a
+rebuild re-reads everything and keeps a manager's correction; erasure drops the words."""
+
+from unittest import mock
+
+import pytest
+from django.core.management import call_command
+
+from crm import services as crm_services
+from surveys import services as survey_services
+from surveys.models import Survey
+from tests.factories import ContactFactory
+from tests.surveys.test_summaries import sent
+from tickets import services as ticket_services
+from voc import services, tasks
+from voc.models import Analysis, AnalysisTheme, Correction, Theme, ThemeTerm
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def nps(db):
+    return Survey.objects.create(name="NPS", kind="nps", question={"en": "How likely?"}, is_active=True)
+
+
+def answer(nps, contact, score, comment, capture):
+    with capture(execute=True):
+        return survey_services.response_submit(invitation=sent(nps, contact), score=score, comment=comment)
+
+
+def test_a_survey_comment_is_analysed_after_its_commit(nps, django_capture_on_commit_callbacks):
+    contact = ContactFactory(language="fa")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = survey_services.response_submit(
+            invitation=sent(nps, contact), score=3, comment="پشتیبانی عالی بود ولی ارسال افتضاح بود"
+        )
+        assert not Analysis.objects.exists()  # nothing before the commit
+    for callback in callbacks:
+        callback()
+    analysis = Analysis.objects.get(source="response", source_id=response.pk)
+    assert (analysis.sentiment, analysis.themes) == ("negative", {"support": "positive", "delivery": "negative"})
+    assert analysis.contact_id == contact.pk and analysis.language == "fa" and analysis.score == 3
+    assert set(AnalysisTheme.objects.values_list("theme__key", "sentiment")) == {
+        ("support", "positive"),
+        ("delivery", "negative"),
+    }
+
+
+def test_an_answer_without_a_comment_stores_nothing(nps, django_capture_on_commit_callbacks):
+    answer(nps, ContactFactory(), 9, "", django_capture_on_commit_callbacks)
+    assert not Analysis.objects.exists()
+
+
+def test_a_customers_ticket_and_reply_are_analysed_but_not_the_agents(bob, django_capture_on_commit_callbacks):
+    sara = ContactFactory(language="en", email="sara@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        ticket = ticket_services.ticket_open_from_customer(
+            email="sara@example.com",
+            name="Sara",
+            subject="Card",
+            body="I was charged twice, refund please",
+            via="email",
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        comment = ticket_services.ticket_customer_reply(
+            ticket=ticket, contact=sara, body="Thanks, the agent was very helpful", via="email"
+        )
+        ticket_services.ticket_comment(ticket=ticket, author=bob, body="Terrible news, sorry")
+    rows = {(a.source, a.source_id): a for a in Analysis.objects.all()}
+    assert set(rows) == {("ticket", ticket.pk), ("ticket_comment", comment.pk)}
+    assert rows["ticket", ticket.pk].sentiment == "negative"
+    assert "payment" in rows["ticket", ticket.pk].themes
+    assert rows["ticket_comment", comment.pk].sentiment == "positive"
+
+
+def test_the_sweep_analyses_what_a_broker_that_was_down_left_out(nps, django_capture_on_commit_callbacks):
+    contact = ContactFactory()
+    with mock.patch.object(tasks.analyse_task, "delay", side_effect=ConnectionError("broker down")):
+        response = answer(nps, contact, 10, "Fast delivery, thanks!", django_capture_on_commit_callbacks)
+    assert not Analysis.objects.exists()  # the answer was kept; the analysis waits for the sweep
+    assert tasks.sweep_task() == 1
+    assert Analysis.objects.get(source_id=response.pk).themes == {"delivery": "positive"}
+    assert tasks.sweep_task() == 0  # nothing twice
+
+
+def test_a_correction_is_kept_across_a_rebuild_and_a_new_word_is_found(nps, dave, django_capture_on_commit_callbacks):
+    contact = ContactFactory()
+    first = answer(nps, contact, 7, "The zipper broke after a day", django_capture_on_commit_callbacks)
+    second = answer(nps, ContactFactory(), 7, "The zipper is sturdy", django_capture_on_commit_callbacks)
+    analysis = Analysis.objects.get(source_id=first.pk)
+    assert "quality" not in analysis.themes
+    # a manager corrects the first; then a word is added to the dictionary and everything is rebuilt
+    services.correction_record(analysis=analysis, sentiment="negative", themes=["quality", "nonsense"], actor=dave)
+    ThemeTerm.objects.create(theme=Theme.objects.get(key="quality"), language="en", term="zipper")
+    call_command("voc_rebuild", verbosity=0)
+    corrected = Analysis.objects.get(source_id=first.pk)
+    assert (corrected.sentiment, corrected.themes, corrected.corrected) == ("negative", {"quality": "negative"}, True)
+    assert Correction.objects.get(source_id=first.pk).corrected_by == dave
+    rebuilt = Analysis.objects.get(source_id=second.pk)
+    assert (rebuilt.sentiment, rebuilt.themes, rebuilt.corrected) == ("positive", {"quality": "positive"}, False)
+
+
+def test_a_comment_emptied_since_loses_its_analysis_on_rebuild(nps, django_capture_on_commit_callbacks):
+    response = answer(nps, ContactFactory(), 2, "awful", django_capture_on_commit_callbacks)
+    type(response).objects.filter(pk=response.pk).update(comment="")
+    assert services.analyses_rebuild() == 0
+    assert not Analysis.objects.exists()
+
+
+def test_erasing_a_contact_drops_their_words_and_keeps_the_counts(nps, dave, django_capture_on_commit_callbacks):
+    contact = ContactFactory()
+    answer(nps, contact, 2, "Delivery was awful, my address is 12 Rose St", django_capture_on_commit_callbacks)
+    crm_services.contact_erase(contact=contact, actor=dave)
+    analysis = Analysis.objects.get()
+    assert analysis.excerpt == ""
+    assert analysis.sentiment == "negative" and AnalysisTheme.objects.count() == 1

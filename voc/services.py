@@ -1,0 +1,169 @@
+"""Writes of voc: analyses (stored after commit by voc.tasks, again by `voc_rebuild`) and the
+corrections managers make."""
+
+import time
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import choices, dictionary
+from .analysis import analyse, text_language
+from .models import EXCERPT_CHARS, Analysis, AnalysisTheme, Correction, Theme
+
+
+def _corrected_themes(computed: dict, keys: list[str], sentiment: str) -> dict:
+    """The manager's themes; each keeps the sentiment of its own clause when that was not neutral,
+    else takes the manager's sentiment."""
+    return {
+        key: computed[key] if computed.get(key, choices.Sentiment.NEUTRAL) != choices.Sentiment.NEUTRAL else sentiment
+        for key in keys
+    }
+
+
+def _analysis_row(source: str, item: dict, correction: Correction | None, now) -> Analysis:
+    language = text_language(item["text"], item["language"] or "en")
+    result = analyse(
+        item["text"],
+        language,
+        score=item["score"],
+        scale_min=item["scale_min"],
+        scale_max=item["scale_max"],
+        dictionary=dictionary.for_language(language),
+    )
+    sentiment, themes = result.sentiment, result.themes
+    if correction is not None:
+        sentiment = correction.sentiment
+        themes = _corrected_themes(themes, correction.themes, sentiment)
+    return Analysis(
+        source=source,
+        source_id=item["source_id"],
+        contact_id=item["contact_id"],
+        language=language[:8],
+        channel=(item["channel"] or "")[:16],
+        stage_id=item["stage_id"],
+        score=item["score"],
+        excerpt=item["text"][:EXCERPT_CHARS],
+        written_at=item["written_at"],
+        sentiment=sentiment,
+        confidence=1.0 if correction is not None else result.confidence,
+        polarity=result.polarity,
+        themes=themes,
+        corrected=correction is not None,
+        analysed_at=now,
+    )
+
+
+@transaction.atomic
+def analyses_store(*, source: str, items: list[dict]) -> int:
+    """Analyse `items` (voc.sources rows) and store one Analysis each (replacing an older one),
+    a manager's Correction winning; a text that became empty loses its analysis. Returns the
+    number stored."""
+    source = choices.Source(source)
+    empty = [i["source_id"] for i in items if not (i["text"] or "").strip()]
+    items = [i for i in items if (i["text"] or "").strip()]
+    if empty:
+        Analysis.objects.filter(source=source, source_id__in=empty).delete()
+    if not items:
+        return 0
+    ids = [i["source_id"] for i in items]
+    corrections = {c.source_id: c for c in Correction.objects.filter(source=source, source_id__in=ids)}
+    now = timezone.now()
+    rows = [_analysis_row(source, item, corrections.get(item["source_id"]), now) for item in items]
+    fields = [f.name for f in Analysis._meta.concrete_fields if f.name not in ("id", "source", "source_id")]
+    Analysis.objects.bulk_create(
+        rows, update_conflicts=True, unique_fields=["source", "source_id"], update_fields=fields
+    )
+    stored = dict(Analysis.objects.filter(source=source, source_id__in=ids).values_list("source_id", "pk"))
+    for row in rows:
+        row.pk = stored[row.source_id]
+    _themes_write(rows)
+    return len(rows)
+
+
+def _themes_write(rows: list[Analysis]) -> None:
+    theme_ids = dict(Theme.objects.values_list("key", "pk"))
+    AnalysisTheme.objects.filter(analysis_id__in=[r.pk for r in rows]).delete()
+    AnalysisTheme.objects.bulk_create(
+        [
+            AnalysisTheme(
+                analysis_id=r.pk,
+                theme_id=theme_ids[key],
+                sentiment=sentiment,
+                written_at=r.written_at,
+                language=r.language,
+                channel=r.channel,
+                stage_id=r.stage_id,
+            )
+            for r in rows
+            for key, sentiment in r.themes.items()
+            if key in theme_ids
+        ]
+    )
+
+
+@transaction.atomic
+def correction_record(*, analysis: Analysis, sentiment: str, themes: list[str], actor) -> Correction:
+    """A manager's reading of one text: stored (kept across rebuilds) and shown at once."""
+    sentiment = choices.Sentiment(sentiment)
+    known = set(Theme.objects.filter(key__in=themes).values_list("key", flat=True))
+    themes = sorted(known)
+    correction, _created = Correction.objects.update_or_create(
+        source=analysis.source,
+        source_id=analysis.source_id,
+        defaults={"sentiment": sentiment, "themes": themes, "corrected_by": actor, "corrected_at": timezone.now()},
+    )
+    analysis = Analysis.objects.select_for_update().get(pk=analysis.pk)
+    analysis.sentiment = sentiment
+    analysis.themes = _corrected_themes(analysis.themes, themes, sentiment)
+    analysis.confidence = 1.0
+    analysis.corrected = True
+    analysis.save(update_fields=["sentiment", "themes", "confidence", "corrected"])
+    _themes_write([analysis])
+    return correction
+
+
+def analyses_rebuild(*, batch: int = 500, progress=None) -> int:
+    """Analyse every stored text again (after a dictionary change), in batches of `batch` texts,
+    each batch in its own transaction; corrections are kept. Returns the number analysed."""
+    from . import sources
+
+    dictionary.reset()
+    done = 0
+    started = time.monotonic()
+    for source in choices.Source.values:
+        ids = list(Analysis.objects.filter(source=source).order_by("pk").values_list("source_id", flat=True))
+        for start in range(0, len(ids), batch):
+            chunk = ids[start : start + batch]
+            items = sources.texts(source, chunk)
+            found = {i["source_id"] for i in items}
+            gone = [i for i in chunk if i not in found]
+            if gone:  # the text was deleted or emptied since
+                Analysis.objects.filter(source=source, source_id__in=gone).delete()
+            done += analyses_store(source=source, items=items)
+            if progress:
+                progress(done, time.monotonic() - started)
+    return done
+
+
+SWEEP_DAYS = 3
+
+
+def analyses_sweep(*, days: int = SWEEP_DAYS) -> int:
+    """Analyse the texts written in the last `days` that have no analysis (a task lost, the
+    broker down, a comment added after the score). Returns the number analysed."""
+    from datetime import timedelta
+
+    from . import sources
+
+    since = timezone.now() - timedelta(days=days)
+    done = 0
+    for source, items in sources.texts_since(since).items():
+        have = set(
+            Analysis.objects.filter(source=source, written_at__gte=since - timedelta(days=1)).values_list(
+                "source_id", flat=True
+            )
+        )
+        missing = [i for i in items if i["source_id"] not in have]
+        if missing:
+            done += analyses_store(source=source, items=missing)
+    return done
