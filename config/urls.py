@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from core.api.auth import TokenListView, TokenLoginView, TokenRevokeView
 from core.views import healthz
 from insights import views as insights_views
+from voc import views as voc_views
 
 api_v1 = [
     path("", include("journeys.api.urls")),  # first: the event route is the busiest (journeys/api/urls.py)
@@ -15,6 +16,7 @@ api_v1 = [
     path("", include("tickets.api.urls")),
     path("", include("surveys.api.urls")),
     path("", include("automation.api.urls")),
+    path("", include("voc.api.urls")),
     path("auth/token/", TokenLoginView.as_view(), name="api-token"),
     path("auth/tokens/", TokenListView.as_view(), name="api-tokens"),
     path("auth/tokens/<str:token_id>/", TokenRevokeView.as_view(), name="api-token-revoke"),
@@ -26,6 +28,7 @@ urlpatterns = [
     path(
         "admin/contacts/<int:contact_id>/360/", admin.site.admin_view(insights_views.contact_360), name="insights-360"
     ),
+    path("admin/voc/themes/", admin.site.admin_view(voc_views.themes_page), name="voc-themes"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include(api_v1)),
