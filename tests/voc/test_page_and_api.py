@@ -6,7 +6,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.factories import ContactFactory
 from voc import services
 from voc.models import Analysis, Correction
 
