@@ -109,7 +109,7 @@ def test_the_page_in_persian_names_the_themes_in_persian(client, dave, comments)
     client.force_login(dave)
     client.cookies["django_language"] = "fa"
     page = client.get("/admin/voc/themes/", headers={"accept-language": "fa"}).content.decode()
-    assert "ارسال" in page and 'dir="rtl"' in page
+    assert "ارسال" in page and 'dir="rtl"' in page and "صدای مشتری" in page
 
 
 def test_a_manager_corrects_a_comment_in_the_admin(client, dave, comments):
