@@ -69,7 +69,7 @@ class AnalysisAdmin(ModelAdmin):
         "channel",
         "corrected",
     ]
-    list_filter = [ThemeFilter, "sentiment", "language", "channel", "source", "corrected"]
+    list_filter = [ThemeFilter, "written_at", "sentiment", "language", "channel", "source", "corrected"]
     date_hierarchy = "written_at"
     search_fields = []
     readonly_fields = [

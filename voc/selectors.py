@@ -52,6 +52,10 @@ class Overview:
     themes: list[ThemeRow]
     breakdowns: dict  # dimension -> [(value, count, negative)]
 
+    @property
+    def until(self) -> date:
+        return self.end + timedelta(days=1)
+
 
 def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
     tz = timezone.get_current_timezone()

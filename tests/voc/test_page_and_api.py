@@ -89,7 +89,7 @@ def test_the_page_shows_themes_and_escapes_what_customers_wrote(client, dave, co
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
     assert 'data-theme="delivery"' in page and "Delivery was late and the courier rude" in page
-    assert "/admin/voc/analysis/?theme=delivery" in page
+    assert "/admin/voc/analysis/?theme=delivery&amp;written_at__gte=" in page
 
 
 def test_the_page_is_closed_to_other_roles(client, alice, bob):
