@@ -22,6 +22,7 @@ from journeys.choices import Channel, EventSource
 from journeys.ingest import events_ingest
 from surveys import services as survey_services
 from surveys.models import Survey
+from voc import selectors as voc_selectors
 
 from . import selectors
 from .models import ChurnScore
@@ -96,6 +97,10 @@ def contact_360(request, contact_id: int):
         "can_move": request.user.has_perm("journeys.change_enrollment"),
         "opts": Contact._meta,
         "next_before": view.next_before.isoformat() if view.next_before else "",
+        # What the customer wrote lately and how it read (voc), for those who may read it.
+        "tone": voc_selectors.contact_tone(contact_id=contact_id, display_language=request.LANGUAGE_CODE)
+        if request.user.has_perm("voc.view_analysis")
+        else [],
         # The ticket timeline entries carry their due time as ISO text; the page shows it formatted.
         "open_tickets": [
             {"entry": entry, "due": parse_datetime(entry.data["due_at"]) if entry.data.get("due_at") else None}

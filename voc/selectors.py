@@ -152,6 +152,12 @@ def themes_overview(
     )
 
 
-def contact_tone(*, contact_id: int, limit: int = 5) -> list[Analysis]:
-    """The contact's latest analysed texts (the 360 view's recent tone)."""
-    return list(Analysis.objects.filter(contact_id=contact_id).order_by("-written_at", "-id")[:limit])
+def contact_tone(*, contact_id: int, limit: int = 5, display_language: str = "en") -> list[Analysis]:
+    """The contact's latest analysed texts (the 360 view's recent tone), each with `theme_names`
+    in `display_language`. Two queries."""
+    rows = list(Analysis.objects.filter(contact_id=contact_id).order_by("-written_at", "-id")[:limit])
+    keys = {key for row in rows for key in row.themes}
+    names = {t.key: t.name(display_language) for t in Theme.objects.filter(key__in=keys)} if keys else {}
+    for row in rows:
+        row.theme_names = [names.get(key, key) for key in row.themes]
+    return rows

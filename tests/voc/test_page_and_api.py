@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tests.factories import ContactFactory
 from voc import services
 from voc.models import Analysis, Correction
 
@@ -132,3 +133,16 @@ def test_marketing_reads_comments_but_cannot_correct_them(client, carol, comment
     response = client.post(f"/admin/voc/analysis/{analysis.pk}/change/", {"correct_sentiment": "negative"})
     assert response.status_code == 403
     assert not Correction.objects.exists()
+
+
+def test_the_360_view_shows_the_customers_recent_tone_to_managers(client, dave, alice):
+    contact = ContactFactory()
+    analysis = store("The parcel arrived broken, terrible delivery <b>x</b>")
+    Analysis.objects.filter(pk=analysis.pk).update(contact=contact)
+    client.force_login(dave)
+    client.cookies["django_language"] = "fa"
+    page = client.get(f"/admin/contacts/{contact.pk}/360/").content.decode()
+    assert 'id="tone"' in page and "ارسال" in page and "منفی" in page
+    assert "terrible delivery &lt;b&gt;x&lt;/b&gt;" in page
+    client.force_login(alice)  # sales: no voc permission
+    assert 'id="tone"' not in client.get(f"/admin/contacts/{contact.pk}/360/").content.decode()
