@@ -11,8 +11,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from core.exceptions import DomainError
 from core.exports import csv_response, export_audit, query_filters
@@ -215,6 +215,17 @@ def _panels(user, *, start: date | None, end: date | None, segment: Segment | No
         panels["at_risk_count"] = at_risk.count()
     if user.has_perm("automation.view_message"):
         panels["campaigns"] = selectors.campaign_sends(start=start, end=end)
+    if user.has_perm("voc.view_analysis"):
+        # Themes talked about more than in the period before (voc); the last 30 days by default.
+        default_start, default_end = voc_selectors.period_default()
+        overview = voc_selectors.themes_overview(
+            start=start or (end - (default_end - default_start) if end else default_start),
+            end=end or default_end,
+            display_language=get_language() or "en",
+            examples=False,
+            breakdowns=False,
+        )
+        panels["rising_themes"] = [row for row in overview.themes if row.trend == "up"][:5]
     return panels
 
 

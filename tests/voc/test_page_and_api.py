@@ -146,3 +146,12 @@ def test_the_360_view_shows_the_customers_recent_tone_to_managers(client, dave, 
     assert "terrible delivery &lt;b&gt;x&lt;/b&gt;" in page
     client.force_login(alice)  # sales: no voc permission
     assert 'id="tone"' not in client.get(f"/admin/contacts/{contact.pk}/360/").content.decode()
+
+
+def test_the_dashboard_lists_rising_themes_for_voc_readers(client, dave, alice, comments):
+    client.force_login(dave)
+    page = client.get("/admin/").content.decode()
+    assert 'id="rising-themes"' in page and 'data-theme="delivery"' in page
+    assert 'data-theme="support"' not in page  # 1 against 0: not a rise worth showing
+    client.force_login(alice)
+    assert 'id="rising-themes"' not in client.get("/admin/").content.decode()
