@@ -30,6 +30,8 @@ class Theme(TimeStampedModel):
         related_name="+",
         help_text=_("Who is told when the theme jumps."),
     )
+    # When the owner was last told of a jump (once a week at most).
+    jump_notified_at = models.DateTimeField(_("jump notified at"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("theme")

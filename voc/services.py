@@ -3,6 +3,7 @@ corrections managers make."""
 
 import time
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -167,3 +168,69 @@ def analyses_sweep(*, days: int = SWEEP_DAYS) -> int:
         if missing:
             done += analyses_store(source=source, items=missing)
     return done
+
+
+JUMP_DAYS = 7  # the recent window
+JUMP_BASE_DAYS = 30  # the month before it
+JUMP_FACTOR = 2.0
+JUMP_MIN_COUNT = 5
+
+
+def theme_jumps_notify(*, now=None) -> list[str]:
+    """Tell each theme's owner when its share of the comments of the last JUMP_DAYS is at least
+    JUMP_FACTOR times its share in the JUMP_BASE_DAYS before (and it was named JUMP_MIN_COUNT
+    times or more); once a week per theme. Returns the keys of the themes told about."""
+    from datetime import timedelta
+
+    from django.db.models import Count, Q
+    from django.utils.translation import gettext as _
+    from django.utils.translation import override
+
+    from core.services import notifications_send
+
+    now = now or timezone.now()
+    recent_from = now - timedelta(days=JUMP_DAYS)
+    base_from = recent_from - timedelta(days=JUMP_BASE_DAYS)
+    totals = Analysis.objects.aggregate(
+        recent=Count("id", filter=Q(written_at__gte=recent_from, written_at__lt=now)),
+        base=Count("id", filter=Q(written_at__gte=base_from, written_at__lt=recent_from)),
+    )
+    if not totals["recent"]:
+        return []
+    counts = {
+        row["theme_id"]: row
+        for row in AnalysisTheme.objects.filter(written_at__gte=base_from, written_at__lt=now)
+        .values("theme_id")
+        .annotate(
+            recent=Count("id", filter=Q(written_at__gte=recent_from)),
+            base=Count("id", filter=Q(written_at__lt=recent_from)),
+        )
+        .order_by()
+    }
+    told = []
+    items = []
+    themes = Theme.objects.filter(is_active=True, owner__isnull=False, pk__in=list(counts)).select_related("owner")
+    for theme in themes.exclude(jump_notified_at__gte=now - timedelta(days=JUMP_DAYS)):
+        row = counts[theme.pk]
+        recent_share = row["recent"] / totals["recent"]
+        base_share = row["base"] / totals["base"] if totals["base"] else 0.0
+        if row["recent"] < JUMP_MIN_COUNT or recent_share < JUMP_FACTOR * base_share:
+            continue
+        with override(getattr(theme.owner, "language", None) or settings.LANGUAGE_CODE):
+            name = theme.name(getattr(theme.owner, "language", None) or settings.LANGUAGE_CODE)
+            items.append(
+                {
+                    "user": theme.owner,
+                    "title": _("Customers talk about %(theme)s more: %(recent)d comments in 7 days")
+                    % {"theme": name, "recent": row["recent"]},
+                    "body": _("%(recent)d%% of the comments of the last 7 days, against %(base)d%% the month before.")
+                    % {"recent": round(100 * recent_share), "base": round(100 * base_share)},
+                    "url": f"/admin/voc/analysis/?theme={theme.key}",
+                }
+            )
+        told.append(theme.pk)
+    if items:
+        with transaction.atomic():
+            notifications_send(items=items, kind="voc_jump")
+            Theme.objects.filter(pk__in=told).update(jump_notified_at=now)
+    return sorted(Theme.objects.filter(pk__in=told).values_list("key", flat=True))

@@ -25,3 +25,9 @@ def analyse_enqueue(source: str, ids: list[int]) -> bool:
 def sweep_task() -> int:
     """Beat, every 5 minutes: texts of the last days that have no analysis yet."""
     return services.analyses_sweep()
+
+
+@shared_task(name="voc.jumps")
+def jumps_task() -> list[str]:
+    """Beat, daily: tell theme owners about themes customers suddenly talk about much more."""
+    return services.theme_jumps_notify()

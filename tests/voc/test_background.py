@@ -114,3 +114,45 @@ def test_erasing_a_contact_drops_their_words_and_keeps_the_counts(nps, dave, dja
     analysis = Analysis.objects.get()
     assert analysis.excerpt == ""
     assert analysis.sentiment == "negative" and AnalysisTheme.objects.count() == 1
+
+
+def test_a_theme_that_doubles_its_share_notifies_its_owner_once_a_week(dave):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from core.models import Notification
+
+    now = timezone.now()
+
+    def comment(n, text, days_ago):
+        services.analyses_store(
+            source="ticket",
+            items=[
+                {
+                    "source_id": n,
+                    "contact_id": None,
+                    "language": "en",
+                    "channel": "email",
+                    "stage_id": None,
+                    "score": None,
+                    "scale_min": None,
+                    "scale_max": None,
+                    "text": text,
+                    "written_at": now - timedelta(days=days_ago),
+                }
+            ],
+        )
+
+    # the month before: 2 of 20 comments about delivery; the last week: 6 of 10
+    for n in range(20):
+        comment(n, "Delivery was late" if n < 2 else "The price is fine", days_ago=10 + n)
+    for n in range(20, 30):
+        comment(n, "Delivery was late again" if n < 26 else "The app is fine", days_ago=1)
+    Theme.objects.filter(key__in=["delivery", "app"]).update(owner=dave)
+    assert services.theme_jumps_notify(now=now) == ["delivery"]  # app: 4 comments, under the minimum
+    note = Notification.objects.get(user=dave, kind="voc_jump")
+    assert "Delivery" in note.title and "6" in note.title and "60%" in note.body
+    assert services.theme_jumps_notify(now=now + timedelta(days=1)) == []  # not again this week
+    Theme.objects.filter(key="delivery").update(owner=None)
+    assert services.theme_jumps_notify(now=now + timedelta(days=8)) == []  # nobody to tell
