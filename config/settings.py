@@ -309,6 +309,7 @@ CELERY_BEAT_SCHEDULE["crm-imports-sweep"] = {"task": "crm.imports_sweep", "sched
 CELERY_BEAT_SCHEDULE["voc-sweep"] = {"task": "voc.sweep", "schedule": 300.0}
 # Themes whose share of the comments doubled: their owners are told (voc.tasks).
 CELERY_BEAT_SCHEDULE["voc-jumps"] = {"task": "voc.jumps", "schedule": 24 * 3600.0}
+CELERY_BEAT_SCHEDULE["voc-suggest"] = {"task": "voc.suggest", "schedule": 24 * 3600.0}
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "0")
 # One queue per deployment (or per test run sharing a Redis); workers consume it with -Q.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")

@@ -6,7 +6,7 @@ from core.admin import ModelAdmin, TabularInline
 
 from . import services
 from .choices import Sentiment
-from .models import Analysis, Theme, ThemeTerm
+from .models import Analysis, Theme, ThemeSuggestion, ThemeTerm
 
 
 class ThemeTermInline(TabularInline):
@@ -118,3 +118,42 @@ class AnalysisAdmin(ModelAdmin):
             themes=[t.key for t in form.cleaned_data["correct_themes"]],
             actor=request.user,
         )
+
+
+class SuggestionForm(forms.ModelForm):
+    class Meta:
+        model = ThemeSuggestion
+        fields = ["theme"]
+        help_texts = {"theme": _("Accept the word into this theme (save), or use the list's actions.")}
+
+
+@admin.register(ThemeSuggestion)
+class ThemeSuggestionAdmin(ModelAdmin):
+    """Suggested theme words: accept into a theme (change page), as a new theme, or reject."""
+
+    form = SuggestionForm
+    list_display = ["phrase", "language", "comments", "status", "theme", "example_short"]
+    list_filter = ["status", "language"]
+    readonly_fields = ["phrase", "language", "comments", "example", "status", "decided_by", "suggested_at"]
+    actions = ["accept_as_new_theme", "reject"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description=_("example"))
+    def example_short(self, obj):
+        return obj.example[:120]
+
+    def save_model(self, request, obj, form, change):
+        if obj.theme_id:
+            services.theme_suggestion_decide(suggestion=obj, accept=True, theme=obj.theme, actor=request.user)
+
+    @admin.action(description=_("Accept as new themes"), permissions=["change"])
+    def accept_as_new_theme(self, request, queryset):
+        for suggestion in queryset.filter(status=ThemeSuggestion.Status.PENDING):
+            services.theme_suggestion_decide(suggestion=suggestion, accept=True, actor=request.user)
+
+    @admin.action(description=_("Reject"), permissions=["change"])
+    def reject(self, request, queryset):
+        for suggestion in queryset.filter(status=ThemeSuggestion.Status.PENDING):
+            services.theme_suggestion_decide(suggestion=suggestion, accept=False, actor=request.user)

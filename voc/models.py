@@ -152,3 +152,43 @@ class Correction(models.Model):
 
     def __str__(self):
         return f"{self.source} {self.source_id}: {self.sentiment}"
+
+
+class ThemeSuggestion(models.Model):
+    """A frequent word or phrase of comments that no theme covers (voc.suggestions), for a
+    manager to accept (into a theme, or as a new one) or reject; a rejected one is not suggested
+    again."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        ACCEPTED = "accepted", _("Accepted")
+        REJECTED = "rejected", _("Rejected")
+
+    language = models.CharField(_("language"), max_length=8, choices=settings.LANGUAGES)
+    phrase = models.CharField(_("word or phrase"), max_length=80)
+    comments = models.IntegerField(_("comments"), default=0, help_text=_("Comments without a theme that use it."))
+    example = models.TextField(_("example"), blank=True)
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.PENDING)
+    theme = models.ForeignKey(
+        Theme, verbose_name=_("theme"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("decided by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    suggested_at = models.DateTimeField(_("suggested at"))
+
+    class Meta:
+        verbose_name = _("suggested theme word")
+        verbose_name_plural = _("suggested theme words")
+        ordering = ["status", "-comments", "phrase"]
+        constraints = [
+            models.UniqueConstraint(fields=["language", "phrase"], name="voc_themesuggestion_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.language}: {self.phrase}"

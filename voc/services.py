@@ -234,3 +234,63 @@ def theme_jumps_notify(*, now=None) -> list[str]:
             notifications_send(items=items, kind="voc_jump")
             Theme.objects.filter(pk__in=told).update(jump_notified_at=now)
     return sorted(Theme.objects.filter(pk__in=told).values_list("key", flat=True))
+
+
+SUGGEST_DAYS = 30
+SUGGEST_MAX_TEXTS = 20_000
+
+
+def theme_suggestions_refresh(*, days: int = SUGGEST_DAYS, now=None) -> int:
+    """Recount the suggested theme words of the last `days` per language (voc.suggestions): new
+    ones are added as pending, pending ones get their new count, decided ones stay decided.
+    Returns the number of pending suggestions."""
+    from datetime import timedelta
+
+    from .models import ThemeSuggestion
+    from .suggestions import suggest
+
+    now = now or timezone.now()
+    since = now - timedelta(days=days)
+    for language in ("en", "fa", "ar", "he"):
+        rows = list(
+            Analysis.objects.filter(written_at__gte=since, language=language)
+            .exclude(excerpt="")
+            .order_by("-written_at")
+            .values_list("excerpt", "themes")[:SUGGEST_MAX_TEXTS]
+        )
+        found = suggest([t for t, _th in rows], [t for t, th in rows if not th], language)
+        with transaction.atomic():
+            decided = set(
+                ThemeSuggestion.objects.filter(language=language)
+                .exclude(status=ThemeSuggestion.Status.PENDING)
+                .values_list("phrase", flat=True)
+            )
+            ThemeSuggestion.objects.filter(language=language, status=ThemeSuggestion.Status.PENDING).delete()
+            ThemeSuggestion.objects.bulk_create(
+                [
+                    ThemeSuggestion(
+                        language=language, phrase=phrase[:80], comments=count, example=example, suggested_at=now
+                    )
+                    for phrase, count, example in found
+                    if phrase not in decided
+                ]
+            )
+    return ThemeSuggestion.objects.filter(status=ThemeSuggestion.Status.PENDING).count()
+
+
+@transaction.atomic
+def theme_suggestion_decide(*, suggestion, accept: bool, actor, theme: Theme | None = None):
+    """Accept a suggested word into `theme` (None: a new theme named by the word), or reject it.
+    Accepting adds the word to the dictionary; `voc_rebuild` applies it to stored comments."""
+    from .models import ThemeSuggestion, ThemeTerm
+
+    suggestion = ThemeSuggestion.objects.select_for_update().get(pk=suggestion.pk)
+    if accept:
+        if theme is None:
+            theme = Theme.objects.create(key=f"s{suggestion.pk}", names={suggestion.language: suggestion.phrase})
+        ThemeTerm.objects.get_or_create(theme=theme, language=suggestion.language, term=suggestion.phrase)
+    suggestion.status = ThemeSuggestion.Status.ACCEPTED if accept else ThemeSuggestion.Status.REJECTED
+    suggestion.theme = theme if accept else None
+    suggestion.decided_by = actor
+    suggestion.save(update_fields=["status", "theme", "decided_by"])
+    return suggestion

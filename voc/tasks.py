@@ -31,3 +31,9 @@ def sweep_task() -> int:
 def jumps_task() -> list[str]:
     """Beat, daily: tell theme owners about themes customers suddenly talk about much more."""
     return services.theme_jumps_notify()
+
+
+@shared_task(name="voc.suggest")
+def suggest_task() -> int:
+    """Beat, daily: recount the suggested theme words."""
+    return services.theme_suggestions_refresh()

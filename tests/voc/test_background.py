@@ -5,6 +5,7 @@ from unittest import mock
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from crm import services as crm_services
 from surveys import services as survey_services
@@ -156,3 +157,57 @@ def test_a_theme_that_doubles_its_share_notifies_its_owner_once_a_week(dave):
     assert services.theme_jumps_notify(now=now + timedelta(days=1)) == []  # not again this week
     Theme.objects.filter(key="delivery").update(owner=None)
     assert services.theme_jumps_notify(now=now + timedelta(days=8)) == []  # nobody to tell
+
+
+def test_frequent_words_no_theme_covers_are_suggested_and_a_manager_decides(dave, client):
+    from voc.models import ThemeSuggestion
+
+    texts = [
+        "The gift wrap was missing from the box",
+        "No gift wrap this time, where is it?",
+        "I asked for gift wrap for my sister",
+        "gift wrap forgotten again",
+        "The delivery was late",
+        "Great support, thank you",
+    ] + [f"The delivery of order {n} was fine" for n in range(10)]
+    services.analyses_store(
+        source="ticket",
+        items=[
+            {
+                "source_id": n,
+                "contact_id": None,
+                "language": "en",
+                "channel": "email",
+                "stage_id": None,
+                "score": None,
+                "scale_min": None,
+                "scale_max": None,
+                "text": text,
+                "written_at": timezone.now(),
+            }
+            for n, text in enumerate(texts, start=1)
+        ],
+    )
+    assert services.theme_suggestions_refresh() >= 1
+    phrases = list(ThemeSuggestion.objects.filter(language="en").values_list("phrase", flat=True))
+    assert phrases[0] == "gift wrap"
+    assert not {"the", "delivery", "was", "late", "great"} & set(phrases)  # function, theme, sentiment words
+    # a manager accepts it as a new theme in the admin; the dictionary then finds it
+    suggestion = ThemeSuggestion.objects.get(language="en", phrase="gift wrap")
+    client.force_login(dave)
+    response = client.post(
+        "/admin/voc/themesuggestion/",
+        {"action": "accept_as_new_theme", "_selected_action": [suggestion.pk]},
+    )
+    assert response.status_code == 302
+    theme = Theme.objects.get(terms__term="gift wrap")
+    from voc import dictionary
+    from voc.analysis import analyse
+
+    assert theme.key in analyse("Gift wrap was forgotten", "en", dictionary=dictionary.for_language("en")).themes
+    # a rejected word is not suggested again
+    other = ThemeSuggestion.objects.exclude(pk=suggestion.pk).filter(status="pending").first()
+    if other is not None:
+        services.theme_suggestion_decide(suggestion=other, accept=False, actor=dave)
+        services.theme_suggestions_refresh()
+        assert ThemeSuggestion.objects.get(language="en", phrase=other.phrase).status == "rejected"
