@@ -10,6 +10,8 @@ only; the test half is the honest figure. Printed per language: sentiment accura
 theme accuracy (the predicted set of themes equals the labelled set, "no theme" included) and
 theme micro-F1, next to two baselines: the majority class (of the dev half) and the score alone
 (NPS 0-6 negative, 7-8 neutral, 9-10 positive; a text without a score gets the majority class).
+Then the test half again with word weights learned (voc.learning) from the dev half's labels,
+standing for managers' corrections: the effect of learning from corrections.
 Speed: comments/s of voc.analysis.analyse in this one process (one core), with host busy%.
 No database and no Django are needed.
 """
@@ -27,7 +29,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.crm_bench import busy_between, cpu_times, host_busy  # noqa: E402
-from voc.analysis import analyse  # noqa: E402
+from voc.analysis import analyse, build_dictionary  # noqa: E402
+from voc.learning import learn_weights  # noqa: E402
 
 DATA = ROOT / "voc" / "evaluation" / "comments.jsonl"
 LABELS = ("negative", "neutral", "positive")
@@ -68,7 +71,7 @@ def score_label(score) -> str | None:
     return "negative" if score <= 6 else "neutral" if score <= 8 else "positive"
 
 
-def evaluate(rows: list[dict], dev: list[dict], show_errors: bool) -> list[tuple]:
+def evaluate(rows: list[dict], dev: list[dict], show_errors: bool, learned: dict | None = None) -> list[tuple]:
     majority_sentiment = Counter(r["sentiment"] for r in dev).most_common(1)[0][0]
     majority_themes = Counter(tuple(r["themes"]) for r in dev).most_common(1)[0][0]
     out = []
@@ -76,7 +79,10 @@ def evaluate(rows: list[dict], dev: list[dict], show_errors: bool) -> list[tuple
         items = [r for r in rows if r["language"] == language]
         if not items:
             continue
-        results = [analyse(r["text"], language, score=r["score"], scale_min=0, scale_max=10) for r in items]
+        d = build_dictionary(language, None, learned.get(language, {})) if learned is not None else None
+        results = [
+            analyse(r["text"], language, score=r["score"], scale_min=0, scale_max=10, dictionary=d) for r in items
+        ]
         gold_s = [r["sentiment"] for r in items]
         pred_s = [res.sentiment for res in results]
         gold_t = [set(r["themes"]) for r in items]
@@ -142,6 +148,14 @@ def main() -> None:
     splits = ("dev", "test") if args.split == "both" else (args.split,)
     for split in splits:
         print_table(f"{split} half", evaluate(load(split), dev, args.errors))
+    if args.split == "both":
+        # Learning from corrections: the dev half's labels stand for managers' corrections.
+        learned = learn_weights([(r["text"], r["language"], r["sentiment"]) for r in dev])
+        words = sum(len(w) for w in learned.values())
+        print_table(
+            f"test half, with word weights learned from the dev half as corrections ({words} words)",
+            evaluate(load("test"), dev, False, learned),
+        )
     rate, busy = speed(load(), args.seconds)
     print(f"\nspeed: {rate:,.0f} comments/s on one core (host busy {busy:.0f}% while measuring)")
 

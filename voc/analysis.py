@@ -104,7 +104,9 @@ def _token_matches(token: str, term: str, language: str) -> bool:
     return any(v == term or (len(term) >= MIN_PREFIX and v.startswith(term)) for v in _variants(token, language))
 
 
-def build_dictionary(language: str, themes: dict[str, list[str]] | None = None) -> Dictionary:
+def build_dictionary(
+    language: str, themes: dict[str, list[str]] | None = None, learned: dict[str, float] | None = None
+) -> Dictionary:
     """`themes`: theme key -> terms of this language (None: the seed in voc.lexicon). English
     words are read in every language (customers mix them in)."""
     if themes is None:
@@ -114,6 +116,9 @@ def build_dictionary(language: str, themes: dict[str, list[str]] | None = None) 
                 themes[key] = themes[key] + per_language["en"]
     sentiment = dict(lexicon.SENTIMENT["en"]) if language != "en" else {}
     sentiment.update(lexicon.SENTIMENT.get(language, {}))
+    # Weights learned from corrections (voc.learning) for words the lexicon lacks.
+    for word, weight in (learned or {}).items():
+        sentiment.setdefault(word, weight)
     words, phrases = {}, {}
     for term, weight in list(sentiment.items()) + list(lexicon.EMOJI.items()):
         toks = tokens(normalize(term, language)) or [term]

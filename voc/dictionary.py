@@ -18,12 +18,13 @@ def for_language(language: str) -> Dictionary:
     hit = _cache.get(language)
     if hit and time.monotonic() - hit[0] < TTL:
         return hit[1]
-    from .models import ThemeTerm
+    from .models import LearnedWeight, ThemeTerm
 
     themes: dict[str, list[str]] = {}
     rows = ThemeTerm.objects.filter(theme__is_active=True, language__in={language, "en"})
     for key, term in rows.values_list("theme__key", "term"):
         themes.setdefault(key, []).append(term)
-    built = build_dictionary(language, themes)
+    learned = dict(LearnedWeight.objects.filter(language=language).values_list("word", "weight"))
+    built = build_dictionary(language, themes, learned)
     _cache[language] = (time.monotonic(), built)
     return built

@@ -192,3 +192,20 @@ class ThemeSuggestion(models.Model):
 
     def __str__(self):
         return f"{self.language}: {self.phrase}"
+
+
+class LearnedWeight(models.Model):
+    """A word's sentiment weight learned from managers' corrections (voc.learning)."""
+
+    language = models.CharField(_("language"), max_length=8, choices=settings.LANGUAGES)
+    word = models.CharField(_("word"), max_length=80)
+    weight = models.FloatField(_("weight"))
+
+    class Meta:
+        verbose_name = _("learned word weight")
+        verbose_name_plural = _("learned word weights")
+        ordering = ["language", "word"]
+        constraints = [models.UniqueConstraint(fields=["language", "word"], name="voc_learnedweight_unique")]
+
+    def __str__(self):
+        return f"{self.language}: {self.word} {self.weight:+.2f}"

@@ -9,7 +9,7 @@ from tickets.signals import customer_replied, ticket_opened_by_customer
 
 from . import dictionary
 from .choices import Source
-from .models import Theme, ThemeTerm
+from .models import LearnedWeight, Theme, ThemeTerm
 
 
 @receiver(response_submitted, dispatch_uid="voc.response_submitted")
@@ -33,6 +33,6 @@ def on_customer_replied(sender, ticket_id, comment_id, **kwargs):
     analyse_enqueue(Source.TICKET_COMMENT, [comment_id])
 
 
-for _model in (Theme, ThemeTerm):
+for _model in (Theme, ThemeTerm, LearnedWeight):
     post_save.connect(dictionary.reset, sender=_model, dispatch_uid=f"voc.reset.save.{_model.__name__}")
     post_delete.connect(dictionary.reset, sender=_model, dispatch_uid=f"voc.reset.delete.{_model.__name__}")

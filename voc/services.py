@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.broker import send_or_defer
+
 from . import choices, dictionary
 from .analysis import analyse, text_language
 from .models import EXCERPT_CHARS, Analysis, AnalysisTheme, Correction, Theme
@@ -120,6 +122,13 @@ def correction_record(*, analysis: Analysis, sentiment: str, themes: list[str], 
     analysis.corrected = True
     analysis.save(update_fields=["sentiment", "themes", "confidence", "corrected"])
     _themes_write([analysis])
+
+    def learn():
+        from .tasks import learn_task
+
+        send_or_defer(learn_task, swept_by="voc.learn (the next correction)")
+
+    transaction.on_commit(learn)
     return correction
 
 
@@ -294,3 +303,24 @@ def theme_suggestion_decide(*, suggestion, accept: bool, actor, theme: Theme | N
     suggestion.decided_by = actor
     suggestion.save(update_fields=["status", "theme", "decided_by"])
     return suggestion
+
+
+@transaction.atomic
+def weights_learn() -> int:
+    """Learn word weights from every correction (voc.learning) and replace the stored ones.
+    Returns the number of words weighted."""
+    from .learning import learn_weights
+    from .models import LearnedWeight
+
+    rows = Analysis.objects.filter(corrected=True).exclude(excerpt="").values_list("excerpt", "language", "sentiment")
+    learned = learn_weights(list(rows))
+    LearnedWeight.objects.all().delete()
+    LearnedWeight.objects.bulk_create(
+        [
+            LearnedWeight(language=lang, word=word[:80], weight=w)
+            for lang, words in learned.items()
+            for word, w in words.items()
+        ]
+    )
+    dictionary.reset()
+    return sum(len(words) for words in learned.values())

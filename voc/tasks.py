@@ -37,3 +37,9 @@ def jumps_task() -> list[str]:
 def suggest_task() -> int:
     """Beat, daily: recount the suggested theme words."""
     return services.theme_suggestions_refresh()
+
+
+@shared_task(name="voc.learn")
+def learn_task() -> int:
+    """After a correction: learn word weights from all corrections."""
+    return services.weights_learn()

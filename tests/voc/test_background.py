@@ -211,3 +211,33 @@ def test_frequent_words_no_theme_covers_are_suggested_and_a_manager_decides(dave
         services.theme_suggestion_decide(suggestion=other, accept=False, actor=dave)
         services.theme_suggestions_refresh()
         assert ThemeSuggestion.objects.get(language="en", phrase=other.phrase).status == "rejected"
+
+
+def test_corrections_teach_words_the_lexicon_lacks(dave, django_capture_on_commit_callbacks):
+    from voc import dictionary
+    from voc.analysis import analyse
+    from voc.models import LearnedWeight
+
+    def item(n, text):
+        return {
+            "source_id": n,
+            "contact_id": None,
+            "language": "en",
+            "channel": "email",
+            "stage_id": None,
+            "score": None,
+            "scale_min": None,
+            "scale_max": None,
+            "text": text,
+            "written_at": timezone.now(),
+        }
+
+    texts = ["The box came soggy", "Soggy packaging again", "Everything soggy, the courier left it in rain"]
+    services.analyses_store(source="ticket", items=[item(n, t) for n, t in enumerate(texts, start=1)])
+    assert analyse("soggy cookies", "en", dictionary=dictionary.for_language("en")).sentiment == "neutral"
+    for analysis in Analysis.objects.all():
+        with django_capture_on_commit_callbacks(execute=True):  # the learning task runs after commit
+            services.correction_record(analysis=analysis, sentiment="negative", themes=["delivery"], actor=dave)
+    assert LearnedWeight.objects.get(language="en", word="soggy").weight < -0.5
+    assert analyse("soggy cookies", "en", dictionary=dictionary.for_language("en")).sentiment == "negative"
+    assert not LearnedWeight.objects.filter(word__in=["the", "courier"]).exists()  # function and known words
