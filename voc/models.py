@@ -125,7 +125,10 @@ class AnalysisTheme(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["analysis", "theme"], name="voc_analysistheme_unique"),
         ]
-        indexes = [models.Index(fields=["written_at", "theme"], name="voc_analysistheme_written_idx")]
+        indexes = [
+            models.Index(fields=["written_at", "theme"], name="voc_analysistheme_written_idx"),
+            models.Index(fields=["theme", "-written_at"], name="voc_analysistheme_theme_idx"),
+        ]
 
     def __str__(self):
         return f"{self.analysis_id} {self.theme_id}: {self.sentiment}"

@@ -3,8 +3,8 @@
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, F, Q, Window
-from django.db.models.functions import RowNumber
+from django.db import connection
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from .choices import Sentiment
@@ -121,17 +121,21 @@ def themes_overview(
             previous=previous.get(theme_id, 0),
         )
     if examples and counts:
-        latest = (
-            current.annotate(
-                rank=Window(
-                    RowNumber(), partition_by=[F("theme_id")], order_by=[F("written_at").desc(), F("id").desc()]
-                )
-            )
-            .filter(rank__lte=EXAMPLES_PER_THEME)
-            .select_related("analysis")
-        )
-        for item in latest:
-            rows[item.theme_id].examples.append(item.analysis)
+        # The latest few per theme: one LIMIT query per theme on (theme, -written_at), as one
+        # UNION ALL where the database allows it (a window function over the period sorts it all).
+        per_theme = [
+            current.filter(theme_id=theme_id)
+            .order_by("-written_at", "-id")
+            .values_list("analysis_id", "theme_id")[:EXAMPLES_PER_THEME]
+            for theme_id in counts
+        ]
+        if connection.features.supports_slicing_ordering_in_compound and len(per_theme) > 1:
+            pairs = list(per_theme[0].union(*per_theme[1:], all=True))
+        else:
+            pairs = [pair for query in per_theme for pair in query]
+        found = Analysis.objects.in_bulk([analysis_id for analysis_id, _theme in pairs])
+        for analysis_id, theme_id in sorted(pairs, key=lambda p: (-found[p[0]].written_at.timestamp(), -p[0])):
+            rows[theme_id].examples.append(found[analysis_id])
     analyses = Analysis.objects.filter(where, written_at__gte=since, written_at__lt=until)
     by_sentiment = dict(analyses.values("sentiment").annotate(n=Count("id")).order_by().values_list("sentiment", "n"))
     by_dimension = {}
