@@ -8,6 +8,8 @@ from django.template.response import TemplateResponse
 from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
 
+from core.exports import csv_response
+
 from . import selectors
 
 MAX_DAYS = 366
@@ -54,6 +56,17 @@ def themes_page(request):
             channel=params["channel"],
             display_language=get_language() or "en",
         )
+    if overview is not None and request.GET.get("export") == "csv":
+        # Counts only (no customer's words), so no personal-data audit entry.
+        response, _rows = csv_response(
+            filename=f"voc-themes-{overview.start}-{overview.end}.csv",
+            header=["theme", "name", "comments", "positive", "neutral", "negative", "previous_period", "trend"],
+            rows=[
+                [r.key, r.name, r.count, r.positive, r.neutral, r.negative, r.previous, r.trend]
+                for r in overview.themes
+            ],
+        )
+        return response
     languages = dict(settings.LANGUAGES)
     context = {
         **admin.site.each_context(request),

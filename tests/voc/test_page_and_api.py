@@ -158,3 +158,14 @@ def test_the_dashboard_lists_rising_themes_for_voc_readers(client, dave, alice, 
     assert 'data-theme="support"' not in page  # 1 against 0: not a rise worth showing
     client.force_login(alice)
     assert 'id="rising-themes"' not in client.get("/admin/").content.decode()
+
+
+def test_the_themes_table_downloads_as_csv(client, dave, comments):
+    store('=HYPERLINK("x") delivery was late')
+    client.force_login(dave)
+    response = client.get("/admin/voc/themes/", {"export": "csv", "language": "en"})
+    assert response["Content-Type"].startswith("text/csv")
+    lines = response.content.decode("utf-8-sig").splitlines()
+    assert lines[0] == "theme,name,comments,positive,neutral,negative,previous_period,trend"
+    assert "delivery,Delivery,3,0,0,3,1,up" in lines
+    assert "HYPERLINK" not in response.content.decode()  # counts only
