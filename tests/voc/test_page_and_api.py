@@ -169,3 +169,21 @@ def test_the_themes_table_downloads_as_csv(client, dave, comments):
     assert lines[0] == "theme,name,comments,positive,neutral,negative,previous_period,trend"
     assert "delivery,Delivery,3,0,0,3,1,up" in lines
     assert "HYPERLINK" not in response.content.decode()  # counts only
+
+
+@pytest.mark.parametrize(("role", "status"), [("sales", 403), ("support", 403), ("marketing", 200), ("manager", 200)])
+def test_analysed_comments_api_is_for_managers_and_marketing(api, role_users, comments, role, status):
+    assert api(role_users[role]).get("/api/v1/voc/comments/").status_code == status
+
+
+def test_analysed_comments_api_filters_by_theme_and_sentiment(api, dave, comments, django_assert_max_num_queries):
+    with django_assert_max_num_queries(6):
+        rows = api(dave).get("/api/v1/voc/comments/", {"theme": "delivery", "sentiment": "negative"}).json()["results"]
+    assert [r["excerpt"] for r in rows] == [
+        "Delivery was late and the courier rude",
+        "The parcel arrived broken, terrible delivery",
+        "Delivery was slow",
+    ]
+    assert rows[0]["themes"] == {"delivery": "negative"}
+    assert api(dave).get("/api/v1/voc/comments/", {"sentiment": "bad"}).status_code == 400
+    assert api(None).get("/api/v1/voc/comments/").status_code == 401

@@ -1,13 +1,16 @@
 from django.conf import settings
 from django.utils.translation import get_language
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import permissions, serializers
+from rest_framework import mixins, pagination, permissions, serializers, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.permissions import ModelPermissions
 from core.api.schema import ValidationErrorSerializer
 
 from .. import selectors
+from ..filtersets import AnalysisFilterSet
+from ..models import Analysis
 from ..views import MAX_DAYS
 
 
@@ -96,3 +99,31 @@ class ThemesView(APIView):
             for r in overview.themes
         ]
         return Response({"start": overview.start, "end": overview.end, "total": overview.total, "themes": themes})
+
+
+class AnalysisSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Analysis
+        fields = [
+            "id", "source", "source_id", "contact", "language", "channel", "stage", "score", "excerpt", "written_at",
+            "sentiment", "confidence", "themes", "corrected", "analysed_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class AnalysisPagination(pagination.CursorPagination):
+    ordering = ("-written_at", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class AnalysisViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Analysed customer texts (survey comments, ticket descriptions, customers' ticket messages)
+    with sentiment and themes, newest first; `source` + `source_id` finds one text's analysis."""
+
+    queryset = Analysis.objects.all()
+    serializer_class = AnalysisSerializer
+    permission_classes = [ModelPermissions]
+    filterset_class = AnalysisFilterSet
+    pagination_class = AnalysisPagination
