@@ -5,35 +5,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("crm", "0004_validation_tweaks"),
+        ('crm', '0004_validation_tweaks'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="ChurnScore",
+            name='ChurnScore',
             fields=[
-                (
-                    "contact",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        primary_key=True,
-                        related_name="churn",
-                        serialize=False,
-                        to="crm.contact",
-                        verbose_name="contact",
-                    ),
-                ),
-                ("score", models.PositiveSmallIntegerField(db_index=True, verbose_name="churn risk")),
-                ("reasons", models.JSONField(default=list, verbose_name="reasons")),
-                ("computed_at", models.DateTimeField(verbose_name="computed at")),
+                ('contact', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='churn', serialize=False, to='crm.contact', verbose_name='contact')),
+                ('score', models.PositiveSmallIntegerField(db_index=True, verbose_name='churn risk')),
+                ('reasons', models.JSONField(default=list, verbose_name='reasons')),
+                ('computed_at', models.DateTimeField(verbose_name='computed at')),
             ],
             options={
-                "verbose_name": "churn risk",
-                "verbose_name_plural": "churn risks",
-                "ordering": ["-score"],
+                'verbose_name': 'churn risk',
+                'verbose_name_plural': 'churn risks',
+                'ordering': ['-score'],
             },
         ),
     ]
