@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "tickets",
     "surveys",
     "automation",
+    "voc",
     "insights",
 ]
 
@@ -314,6 +315,11 @@ CELERY_BEAT_SCHEDULE = {
 # Jobs whose worker died: in-doubt sends and due retries (automation), import jobs (crm).
 CELERY_BEAT_SCHEDULE["automation-sweep"] = {"task": "automation.sweep", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["crm-imports-sweep"] = {"task": "crm.imports_sweep", "schedule": 60.0}
+# Customer texts whose analysis task was lost or deferred (voc.tasks).
+CELERY_BEAT_SCHEDULE["voc-sweep"] = {"task": "voc.sweep", "schedule": 300.0}
+# Themes whose share of the comments doubled: their owners are told (voc.tasks).
+CELERY_BEAT_SCHEDULE["voc-jumps"] = {"task": "voc.jumps", "schedule": 24 * 3600.0}
+CELERY_BEAT_SCHEDULE["voc-suggest"] = {"task": "voc.suggest", "schedule": 24 * 3600.0}
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "0")
 # One queue per deployment (or per test run sharing a Redis); workers consume it with -Q.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")

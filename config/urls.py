@@ -9,6 +9,7 @@ from core.api.auth import TokenListView, TokenLoginView, TokenRevokeView
 from core.views import healthz
 from insights import map_views
 from insights import views as insights_views
+from voc import views as voc_views
 
 api_v1 = [
     path("", include("journeys.api.urls")),  # first: the event route is the busiest (journeys/api/urls.py)
@@ -17,6 +18,7 @@ api_v1 = [
     path("", include("tickets.api.urls")),
     path("", include("surveys.api.urls")),
     path("", include("automation.api.urls")),
+    path("", include("voc.api.urls")),
     path("auth/token/", TokenLoginView.as_view(), name="api-token"),
     path("auth/tokens/", TokenListView.as_view(), name="api-tokens"),
     path("auth/tokens/<str:token_id>/", TokenRevokeView.as_view(), name="api-token-revoke"),
@@ -30,6 +32,7 @@ urlpatterns = [
     ),
     path("admin/journey-map/", admin.site.admin_view(map_views.journey_map_view), name="journey-map-index"),
     path("admin/journey-map/<slug:slug>/", admin.site.admin_view(map_views.journey_map_view), name="journey-map"),
+    path("admin/voc/themes/", admin.site.admin_view(voc_views.themes_page), name="voc-themes"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("i18n/calendar/", core_views.calendar_set, name="set_calendar"),

@@ -11,8 +11,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from core.exceptions import DomainError
 from core.exports import csv_response, export_audit, query_filters
@@ -23,6 +23,7 @@ from journeys.choices import Channel, EventSource
 from journeys.ingest import events_ingest
 from surveys import services as survey_services
 from surveys.models import Survey
+from voc import selectors as voc_selectors
 
 from . import selectors
 
@@ -104,6 +105,10 @@ def contact_360(request, contact_id: int):
         "can_see_tickets": can_see_tickets,
         "opts": Contact._meta,
         "next_before": view.next_before.isoformat() if view.next_before else "",
+        # What the customer wrote lately and how it read (voc), for those who may read it.
+        "tone": voc_selectors.contact_tone(contact_id=contact_id, display_language=request.LANGUAGE_CODE)
+        if request.user.has_perm("voc.view_analysis")
+        else [],
         # The ticket timeline entries carry their due time as ISO text; the page shows it formatted.
         "open_tickets": [
             {"entry": entry, "due": parse_datetime(entry.data["due_at"]) if entry.data.get("due_at") else None}
@@ -217,6 +222,17 @@ def _panels(user, *, start: date | None, end: date | None, segment: Segment | No
         panels["at_risk_export"] = user.has_perm("crm.export_contact")
     if user.has_perm("automation.view_message"):
         panels["campaigns"] = selectors.campaign_sends(start=start, end=end)
+    if user.has_perm("voc.view_analysis"):
+        # Themes talked about more than in the period before (voc); the last 30 days by default.
+        default_start, default_end = voc_selectors.period_default()
+        overview = voc_selectors.themes_overview(
+            start=start or (end - (default_end - default_start) if end else default_start),
+            end=end or default_end,
+            display_language=get_language() or "en",
+            examples=False,
+            breakdowns=False,
+        )
+        panels["rising_themes"] = [row for row in overview.themes if row.trend == "up"][:5]
     return panels
 
 

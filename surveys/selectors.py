@@ -468,3 +468,32 @@ def _results(
         "trend": trend,
         "groups": groups,
     }
+
+
+def comments_for_analysis(*, ids=None, since: datetime | None = None, limit: int = 5000) -> list[dict]:
+    """Answers with a comment, for voc: by `ids`, or answered since `since` (oldest first)."""
+    from .models import Response
+
+    rows = Response.objects.exclude(comment="")
+    if ids is not None:
+        rows = rows.filter(pk__in=list(ids))
+    if since is not None:
+        rows = rows.filter(answered_at__gte=since).order_by("answered_at", "pk")
+    return [
+        {
+            "source_id": r["pk"],
+            "contact_id": r["contact_id"],
+            "language": r["language"],
+            "channel": r["channel"],
+            "stage_id": r["stage_id"],
+            "score": r["score"],
+            "scale_min": r["scale_min"],
+            "scale_max": r["scale_max"],
+            "text": r["comment"],
+            "written_at": r["answered_at"],
+        }
+        for r in rows.values(
+            "pk", "contact_id", "language", "channel", "stage_id", "score", "scale_min", "scale_max", "comment",
+            "answered_at",
+        )[:limit]
+    ]

@@ -366,3 +366,47 @@ def attachment_for_customer(*, ticket_id: int, attachment_id: int) -> TicketAtta
         .only("pk", "file", "filename", "content_type", "size")
         .first()
     )
+
+
+def customer_texts_for_analysis(
+    *, ticket_ids=None, comment_ids=None, since: datetime | None = None, limit: int = 5000
+) -> tuple[list[dict], list[dict]]:
+    """What customers wrote, for voc: (ticket descriptions, customers' messages), by ids or
+    written since `since` (oldest first). The language is the contact's."""
+
+    def shape(row: dict, text: str, at) -> dict:
+        return {
+            "source_id": row["pk"],
+            "contact_id": row["contact_id"],
+            "language": row["language"] or "en",
+            "channel": row["channel"],
+            "stage_id": None,
+            "score": None,
+            "scale_min": None,
+            "scale_max": None,
+            "text": text,
+            "written_at": at,
+        }
+
+    tickets: list[dict] = []
+    comments: list[dict] = []
+    if ticket_ids is not None or since is not None:
+        rows = Ticket.objects.exclude(description="")
+        if ticket_ids is not None:
+            rows = rows.filter(pk__in=list(ticket_ids))
+        if since is not None:
+            rows = rows.filter(created_at__gte=since).order_by("created_at", "pk")
+        rows = rows.values("pk", "contact_id", "channel", "description", "created_at", language=F("contact__language"))
+        tickets = [shape(r, r["description"], r["created_at"]) for r in rows[:limit]]
+    if comment_ids is not None or since is not None:
+        rows = TicketComment.objects.filter(author_contact__isnull=False, is_public=True)
+        if comment_ids is not None:
+            rows = rows.filter(pk__in=list(comment_ids))
+        if since is not None:
+            rows = rows.filter(created_at__gte=since).order_by("created_at", "pk")
+        rows = rows.values(
+            "pk", "body", "created_at", contact_id=F("author_contact_id"), language=F("author_contact__language"),
+            channel=F("ticket__channel"),
+        )
+        comments = [shape(r, r["body"], r["created_at"]) for r in rows[:limit]]
+    return tickets, comments

@@ -39,7 +39,7 @@ from .models import (
     TicketComment,
     TicketStatusChange,
 )
-from .signals import ticket_opened_by_customer, ticket_resolved
+from .signals import customer_replied, ticket_opened_by_customer, ticket_resolved
 
 User = get_user_model()
 logger = logging.getLogger(__name__)
@@ -570,6 +570,10 @@ def ticket_customer_reply(
         _change_status(ticket, status=choices.Status.OPEN, actor=None, note=CUSTOMER_NOTE)
     fields += _refresh_sla(ticket)
     _save(ticket, None, fields)
+    ticket_id, comment_id = ticket.pk, comment.pk
+    transaction.on_commit(
+        lambda: customer_replied.send(sender=TicketComment, ticket_id=ticket_id, comment_id=comment_id), robust=True
+    )
     return comment
 
 

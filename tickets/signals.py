@@ -8,3 +8,6 @@ ticket_resolved = Signal()
 # A customer opened a ticket (an email to the support address, the contact form). Keyword
 # arguments: ticket_id, via. The outgoing mail connects its acknowledgment to it.
 ticket_opened_by_customer = Signal()
+
+# A customer wrote on a ticket (email, portal, form). Keyword arguments: ticket_id, comment_id.
+customer_replied = Signal()

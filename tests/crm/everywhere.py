@@ -17,6 +17,7 @@ from tests.factories import ConsentFactory, ContactFactory, JourneyFactory, Stag
 from tests.surveys.conftest import answer, make_survey
 from tickets import services as ticket_services
 from tickets.models import TicketComment
+from voc.models import Analysis
 
 NOW = timezone.now().replace(microsecond=0)
 
@@ -71,6 +72,19 @@ def give_everything(contact, world, *, age: int) -> dict:
     Reward.objects.create(referral=referral, contact=contact, kind="discount", code=f"R{age}", amount=Decimal("5"))
     Referral.objects.create(referrer=contact, referred=ContactFactory(first_name=f"Friend{age}"))
     ChurnScore.objects.create(contact=contact, score=10 * age, reasons=[], computed_at=at)
+    Analysis.objects.create(
+        source="ticket_comment",
+        source_id=10_000 * age + contact.pk,
+        contact=contact,
+        language="en",
+        excerpt="Delivery was late",
+        written_at=at,
+        sentiment="negative",
+        confidence=0.8,
+        polarity=-1.2,
+        themes={"delivery": "negative"},
+        analysed_at=at,
+    )
     # A contact merged into this one before.
     earlier = ContactFactory(first_name=f"Earlier{age}")
     ContactAlias.objects.create(merged_id=earlier.pk + 10_000_000, contact=contact)
