@@ -465,11 +465,11 @@ CRM_IMPORT_STALE_SECONDS = envint("CRM_IMPORT_STALE_SECONDS", "180")
 AUTOMATION_REFERRAL_REWARD_STAGE = os.environ.get("AUTOMATION_REFERRAL_REWARD_STAGE", "purchase")
 AUTOMATION_REFERRAL_REWARD_AMOUNT = os.environ.get("AUTOMATION_REFERRAL_REWARD_AMOUNT", "10.00")
 AUTOMATION_REFERRAL_LANDING_URL = os.environ.get("AUTOMATION_REFERRAL_LANDING_URL", SITE_URL + "/")
-# The largest request body read at all: the events endpoint's documented limit (a larger one is a
-# JSON 413 under /api/, core.errors).
 # Under /api/, a longer address (path and query string) is a JSON 414 (core.middleware). Below
 # gunicorn's own request-line limit (4094 bytes, a plain 400), so the API answers it first.
 API_MAX_URI_LENGTH = envint("API_MAX_URI_LENGTH", "4000")
+# The largest request body read at all: the events endpoint's documented limit (a larger one is a
+# JSON 413 under /api/, core.errors).
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", str(JOURNEYS_MAX_BODY_BYTES))
 
 # Security: production values unless DEBUG is on.
