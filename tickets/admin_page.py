@@ -71,11 +71,11 @@ class KnownChoicesMixin:
 
 
 class KnownAutocompleteSelect(KnownChoicesMixin, AutocompleteSelect):
-    pass
+    """The assignee and team selects: the chosen option labelled from the ticket already read."""
 
 
 class KnownAutocompleteSelectMultiple(KnownChoicesMixin, AutocompleteSelectMultiple):
-    pass
+    """The tags select: the chosen options labelled from the ticket already read."""
 
 
 class TicketPageForm(forms.ModelForm):
